@@ -1,0 +1,16 @@
+"""Helpers for the Spatial Transformer Networks course.
+
+The notebooks import from here instead of repeating code. Modules, from the
+bottom up:
+
+- ``geometry``: theta matrices, affine grids and bilinear sampling by hand.
+- ``data``: CIFAR-10 and MNIST as in-memory uint8 tensors, and distortions.
+- ``models``: the ``SpatialTransformer`` module and the course's CNNs.
+- ``training``: seeding, device choice, fit / evaluate, checkpoints.
+- ``viz`` and ``widgets``: figures and ipywidgets sliders.
+"""
+
+__version__ = "0.1.0"
+
+# The repository the notebooks install from on Colab; kept in this one place.
+REPO_URL = "https://github.com/stn-course/stn-course"

@@ -1,0 +1,322 @@
+"""The spatial transformer module and the course's classifiers.
+
+Every classifier here takes images in [0, 1] and normalises them *inside* the model,
+after the spatial transformer. Sampling un-normalised pixels with border padding means
+the STN gains nothing by zooming out into empty borders, which is how the PyTorch
+tutorial's STN (normalised input, zero padding) learns to collapse.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "LocalizationNet",
+    "SpatialTransformer",
+    "Normalize",
+    "Classifier",
+    "cifar_body",
+    "mnist_body",
+    "build_model",
+    "MODELS",
+    "count_parameters",
+    "count_macs",
+]
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+class LocalizationNet(nn.Module):
+    """The small network that looks at the input and summarises where things are.
+
+    It first averages the input down to ``input_size`` pixels: predicting six numbers
+    needs little resolution, so this keeps the STN cheap next to the classifier.
+
+    Args:
+        in_channels: channels C of the input (B, C, H, W): 3 for RGB images, or the
+            channel count of a feature map.
+        input_size: side of the downsampled input the convolutions see.
+        widths: output channels of the two conv layers.
+        features: size of the output feature vector.
+
+    Shape:
+        (B, C, H, W) -> (B, features)
+    """
+
+    def __init__(self, in_channels: int, *, input_size: int = 16, widths=(16, 32), features: int = 32):
+        super().__init__()
+        if input_size < 4:
+            raise ValueError(f"input_size must be at least 4 pixels; got {input_size}.")
+        self.input_size = input_size
+        self.features = features
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+        )
+        side = input_size // 4
+        self.fc = nn.Sequential(nn.Linear(widths[1] * side * side, features), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.adaptive_avg_pool2d(x, self.input_size)
+        return self.fc(self.convs(x).flatten(1))
+
+
+class SpatialTransformer(nn.Module):
+    """Localisation net -> theta (B, 2, 3) -> sampling grid -> bilinear sampling.
+
+    The last layer starts at the identity transform (zero weights, bias = identity), so
+    an untrained STN passes its input through and the classifier can learn from the
+    first step; the localisation net then learns to move away from the identity only
+    where that lowers the loss.
+
+    Args:
+        in_channels: C of the input (B, C, H, W); images or feature maps.
+        output_size: (H_out, W_out) of the output; ``None`` keeps the input size.
+        localization: a module mapping (B, C, H, W) to (B, F) features; default
+            :class:`LocalizationNet`. Give ``features`` (F) if it has no ``.features``.
+        padding_mode: what the sampler reads outside the input: ``"border"`` (default,
+            see the module docstring), ``"zeros"`` or ``"reflection"``.
+        align_corners: passed to ``affine_grid`` and ``grid_sample``.
+
+    Shape:
+        (B, C, H, W) -> (B, C, H_out, W_out)
+    """
+
+    def __init__(self, in_channels: int, *, output_size=None, localization: nn.Module | None = None,
+                 features: int | None = None, padding_mode: str = "border", align_corners: bool = False):
+        super().__init__()
+        if padding_mode not in ("zeros", "border", "reflection"):
+            raise ValueError(f"padding_mode must be 'zeros', 'border' or 'reflection'; got {padding_mode!r}.")
+        self.in_channels = in_channels
+        self.output_size = None if output_size is None else tuple(output_size)
+        self.padding_mode = padding_mode
+        self.align_corners = align_corners
+        self.localization = localization if localization is not None else LocalizationNet(in_channels)
+        features = features or getattr(self.localization, "features", None)
+        if features is None:
+            raise ValueError("pass `features`, the size of the custom localization net's output.")
+        self.to_theta = nn.Linear(features, 6)
+        self.reset_to_identity()
+
+    def reset_to_identity(self) -> None:
+        """Zero the last layer's weights and set its bias to the identity transform."""
+        nn.init.zeros_(self.to_theta.weight)
+        with torch.no_grad():
+            self.to_theta.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+    def predict_theta(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> theta (B, 2, 3), mapping output to input coordinates."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"SpatialTransformer expects input (B, {self.in_channels}, H, W); "
+                             f"got shape {tuple(x.shape)}.")
+        if x.shape[0] == 0:
+            raise ValueError("SpatialTransformer got an empty batch (B = 0).")
+        return self.to_theta(self.localization(x)).reshape(-1, 2, 3)
+
+    def transform(self, x: Tensor, theta: Tensor) -> Tensor:
+        """Warp ``x`` (B, C, H, W) with ``theta`` (B, 2, 3)."""
+        size = self.output_size or x.shape[-2:]
+        # affine_grid computes in the input's dtype; keep theta in it under autocast
+        grid = F.affine_grid(theta.to(x.dtype), (x.shape[0], x.shape[1], *size),
+                             align_corners=self.align_corners)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
+                             align_corners=self.align_corners)
+
+    def forward(self, x: Tensor, return_theta: bool = False):
+        theta = self.predict_theta(x)
+        out = self.transform(x, theta)
+        return (out, theta) if return_theta else out
+
+
+class Normalize(nn.Module):
+    """Subtract a per-channel mean and divide by a per-channel std: (B, C, H, W)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).reshape(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """[optional STN] -> normalise -> body, on images in [0, 1].
+
+    Args:
+        body: the CNN that maps normalised images to logits.
+        mean, std: per-channel normalisation statistics.
+        stn: a :class:`SpatialTransformer`, or ``None`` for the plain CNN.
+        normalize_first: normalise *before* the STN, as the PyTorch tutorial does. Only
+            for showing the collapse that causes (notebook 05); leave it ``False``.
+
+    Shape:
+        (B, C, H, W) in [0, 1] -> logits (B, classes)
+    """
+
+    def __init__(self, body: nn.Module, mean, std, *, stn: SpatialTransformer | None = None,
+                 normalize_first: bool = False):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.stn = stn
+        self.body = body
+        self.normalize_first = normalize_first
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.normalize_first:
+            x = self.normalize(x)
+        if self.stn is not None:
+            x = self.stn(x)
+        if not self.normalize_first:
+            x = self.normalize(x)
+        return self.body(x)
+
+
+def _conv_bn(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.GELU()]
+
+
+def cifar_body(widths=(32, 64, 128), classes: int = 10) -> nn.Sequential:
+    """A small all-convolutional net for 32x32 RGB images (about 27 M multiply-adds).
+
+    A stem, then three stages of conv -> max-pool -> conv that halve the resolution
+    (32 -> 16 -> 8 -> 4), a global max-pool and one linear layer; the layout of
+    Keller Jordan's airbench (arXiv 2404.00498), narrowed for CPUs.
+    """
+    layers = _conv_bn(3, widths[0])
+    in_channels = widths[0]
+    for width in widths:
+        layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                   nn.BatchNorm2d(width), nn.GELU(), *_conv_bn(width, width)]
+        in_channels = width
+    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(in_channels, classes, bias=False)]
+    return nn.Sequential(*layers)
+
+
+def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, downsample: str = "maxpool",
+               in_channels: int = 1, classes: int = 10) -> nn.Sequential:
+    """The classic two-conv, two-linear CNN for grey digits.
+
+    Args:
+        input_size: side of the square input (28 for MNIST, 60 for the paper's translated
+            and cluttered variants); must be divisible by 4, so the paper's 42-pixel
+            rotated variant needs 40 or 44.
+        downsample: ``"maxpool"`` (conv, then 2x2 max-pool) or ``"stride"`` (a stride-2
+            conv, no pooling): notebook 01 compares how much shift each tolerates.
+    """
+    if input_size % 4:
+        raise ValueError(f"input_size must be divisible by 4; got {input_size}.")
+    if downsample not in ("maxpool", "stride"):
+        raise ValueError(f"downsample must be 'maxpool' or 'stride'; got {downsample!r}.")
+    layers: list[nn.Module] = []
+    for width in widths:
+        if downsample == "maxpool":
+            layers += [nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
+        else:
+            layers += [nn.Conv2d(in_channels, width, 5, stride=2, padding=2), nn.ReLU()]
+        in_channels = width
+    side = input_size // 4
+    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden), nn.ReLU(),
+               nn.Linear(hidden, classes)]
+    return nn.Sequential(*layers)
+
+
+class TutorialLocalization(nn.Module):
+    """The localisation net of the PyTorch STN tutorial, sized for 32x32 RGB input.
+
+    Kept only to measure what it costs (``benchmarks/cifar10.py``): it is three times
+    the classifier's compute.
+    """
+
+    features = 32
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 7), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(64, 128, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+            nn.Linear(128 * 4 * 4, 32), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def tutorial_body(classes: int = 10) -> nn.Sequential:
+    """The PyTorch STN tutorial's classifier, sized for 32x32 RGB input."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(32, 64, 5), nn.Dropout2d(), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+        nn.Linear(64 * 5 * 5, 50), nn.ReLU(), nn.Dropout(), nn.Linear(50, classes))
+
+
+def _cifar(stn: bool, **stn_kwargs) -> Classifier:
+    transformer = SpatialTransformer(3, **stn_kwargs) if stn else None
+    return Classifier(cifar_body(), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
+
+
+def _mnist(stn: bool, input_size: int = 28, **body_kwargs) -> Classifier:
+    transformer = SpatialTransformer(1) if stn else None
+    return Classifier(mnist_body(input_size=input_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
+
+
+def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:
+    stn = SpatialTransformer(3, localization=TutorialLocalization(), padding_mode=padding_mode)
+    return Classifier(tutorial_body(), CIFAR10_MEAN, CIFAR10_STD, stn=stn, normalize_first=normalize_first)
+
+
+MODELS = {
+    "cifar_cnn": lambda **kw: _cifar(False, **kw),
+    "cifar_stn": lambda **kw: _cifar(True, **kw),
+    "mnist_cnn": lambda **kw: _mnist(False, **kw),
+    "mnist_stn": lambda **kw: _mnist(True, **kw),
+    "tutorial_stn": _tutorial,
+}
+
+
+def build_model(name: str, **kwargs) -> Classifier:
+    """Build one of :data:`MODELS` by name, e.g. ``build_model("cifar_stn")``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, input_shape) -> int:
+    """Multiply-adds of one forward pass of one input of shape (C, H, W).
+
+    Counts convolutions and linear layers, which dominate; the sampler, norms and
+    activations are a few percent of a small CNN's cost and are left out.
+    """
+    total = 0
+
+    def conv_hook(module, inputs, output):
+        nonlocal total
+        kernel = module.weight[0].numel()  # (in / groups) * kh * kw
+        total += output[0].numel() * kernel
+
+    def linear_hook(module, inputs, output):
+        nonlocal total
+        total += output[0].numel() * module.in_features
+
+    hooks = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            param = next(model.parameters())
+            model(torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return total

@@ -1,0 +1,299 @@
+"""Seeding, device choice, a small training loop, evaluation and checkpoints.
+
+The data stay in memory as uint8 tensors (see :mod:`stn_utils.data`); batches are cut,
+moved to the device, scaled to [0, 1] and augmented there, which on a CPU is several
+times faster than a DataLoader decoding and transforming one image at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .data import ImageDataset, to_float
+
+__all__ = [
+    "seed_everything",
+    "pick_device",
+    "batches",
+    "evaluate",
+    "accuracy_curve",
+    "fit",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "TrainingDiverged",
+]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used: missing, truncated, or of another model."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and all GPUs); returns a CPU generator seeded too."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """``preferred`` (or ``$STN_DEVICE``) if given, else cuda, then mps, then cpu."""
+    preferred = preferred or os.environ.get("STN_DEVICE")
+    if preferred:
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {preferred!r} was asked for but CUDA is not available; "
+                               "use 'cpu' or unset STN_DEVICE.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def batches(data: ImageDataset, batch_size: int, *, device=None, shuffle: bool = False,
+            generator: torch.Generator | None = None, drop_last: bool = False):
+    """Yield ``(images, labels)`` batches: float images (B, C, H, W) in [0, 1] on ``device``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+    if len(data) == 0:
+        raise ValueError("the data set is empty; nothing to iterate over.")
+    order = torch.randperm(len(data), generator=generator) if shuffle else torch.arange(len(data))
+    stop = len(data) - len(data) % batch_size if drop_last else len(data)
+    for start in range(0, stop, batch_size):
+        index = order[start:start + batch_size]
+        yield (to_float(data.images[index].to(device, non_blocking=True)),
+               data.labels[index].to(device, non_blocking=True))
+
+
+def _prepare(images: Tensor, channels_last: bool) -> Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageDataset, *, batch_size: int = 500, device=None,
+             flip_tta: bool = False, channels_last: bool = False) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` on ``data``.
+
+    Args:
+        flip_tta: average the logits of each image and its mirror image (test-time
+            augmentation; only sensible where mirroring keeps the label, as on CIFAR-10).
+
+    Returns:
+        ``{"loss": float, "accuracy": float}`` with accuracy as a fraction.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for images, labels in batches(data, batch_size, device=device):
+        images = _prepare(images, channels_last)
+        logits = model(images).float()
+        if flip_tta:
+            logits = (logits + model(images.flip(3)).float()) / 2
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+    model.train(was_training)
+    return {"loss": total_loss / len(data), "accuracy": correct / len(data)}
+
+
+def accuracy_curve(model: nn.Module, data: ImageDataset, distort: Callable[[Tensor, float], Tensor],
+                   amounts, *, batch_size: int = 1000, progress: bool = True) -> list[float]:
+    """Test accuracy of ``model`` on ``data`` distorted by each of ``amounts``.
+
+    ``distort(images, amount)`` gets the whole image tensor (N, C, H, W) and returns the
+    distorted images, e.g. ``lambda x, a: stn_utils.data.rotate(x, a)``.
+    """
+    amounts = list(amounts)
+    if not amounts:
+        raise ValueError("amounts is empty; give at least one distortion amount.")
+    steps = _progress(amounts, progress, desc="distortions", unit="amount")
+    return [evaluate(model, ImageDataset(distort(data.images, amount), data.labels, data.classes),
+                     batch_size=batch_size)["accuracy"] for amount in steps]
+
+
+def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None, *, epochs: int,
+        batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
+        label_smoothing: float = 0.0, schedule: str = "onecycle",
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+        seed: int = 0, device=None, channels_last: bool = False, flip_tta: bool = False,
+        checkpoint: str | os.PathLike | None = None, resume: bool = False,
+        progress: bool = True) -> dict:
+    """Train ``model`` with SGD (Nesterov momentum) and return its per-epoch history.
+
+    Args:
+        epochs: number of passes over ``train`` (>= 1).
+        lr: peak learning rate. ``schedule`` is ``"onecycle"`` (linear warm-up over the
+            first 20 % of steps, then linear decay to zero) or ``"constant"``.
+        augment: ``augment(images, generator) -> images`` applied to every training
+            batch, on the device (for example :func:`stn_utils.data.random_crop_flip`).
+        seed: seeds the initial shuffle and augmentation generator; call
+            :func:`seed_everything` before building the model for a fully seeded run.
+        checkpoint: file to write after every epoch (atomically). With ``resume=True``
+            training continues from it when it exists.
+        flip_tta: evaluate with mirror test-time augmentation.
+
+    Returns:
+        A history dict of lists: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
+        ``test_acc`` (``None`` without a test set) and ``seconds`` (wall time so far).
+    """
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"epochs must be a whole number >= 1; got {epochs!r}.")
+    if schedule not in ("onecycle", "constant"):
+        raise ValueError(f"schedule must be 'onecycle' or 'constant'; got {schedule!r}.")
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for parameter in model.parameters():  # no weight decay on biases and norm scales
+        (decay if parameter.ndim > 1 else no_decay).append(parameter)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=lr, momentum=momentum, nesterov=momentum > 0)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, int(0.2 * total_steps))
+
+    def lr_factor(step: int) -> float:
+        if schedule == "constant":
+            return 1.0
+        return step / warmup if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [], "seconds": []}
+    generator = torch.Generator().manual_seed(seed)
+    start_epoch, elapsed = 0, 0.0
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, model, optimizer=optimizer, scheduler=scheduler)
+        history, start_epoch = state["history"], state["epoch"]
+        generator.set_state(state["generator"])
+        elapsed = history["seconds"][-1] if history["seconds"] else 0.0
+
+    bar = _progress(range(start_epoch, epochs), progress, initial=start_epoch, total=epochs)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for images, labels in batches(train, batch_size, device=device, shuffle=True, generator=generator):
+            if augment is not None:
+                images = augment(images, generator)
+            logits = model(_prepare(images, channels_last))
+            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} in epoch {epoch + 1}; stopped. Lower the "
+                    f"learning rate (now {lr}) or check the inputs for NaN. "
+                    + (f"The last good checkpoint is kept at {checkpoint}." if checkpoint else ""))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+        elapsed += time.perf_counter() - started
+        scores = evaluate(model, test, device=device, flip_tta=flip_tta,
+                          channels_last=channels_last) if test is not None else None
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(loss_sum / seen)
+        history["train_acc"].append(correct / seen)
+        history["test_loss"].append(scores and scores["loss"])
+        history["test_acc"].append(scores and scores["accuracy"])
+        history["seconds"].append(elapsed)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
+                            test_acc="-" if scores is None else f"{scores['accuracy']:.3f}")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer=optimizer, scheduler=scheduler,
+                            epoch=epoch + 1, history=history, generator=generator.get_state())
+    return history
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+    kwargs = {"desc": "epochs", "unit": "epoch", **kwargs}
+    return tqdm(iterable, **kwargs)
+
+
+def save_checkpoint(path, model: nn.Module, *, optimizer=None, scheduler=None, epoch: int = 0,
+                    history: dict | None = None, generator: Tensor | None = None) -> Path:
+    """Write a checkpoint atomically: to a temporary file first, then rename.
+
+    A run killed while saving leaves the previous checkpoint intact, never half a file.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"cannot create the folder {path.parent} for checkpoints: {error}. "
+                              "Choose a writable output folder.") from error
+    state = {"model": model.state_dict(), "model_class": type(model).__name__, "epoch": epoch,
+             "history": history or {}}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if generator is not None:
+        state["generator"] = generator
+    partial = path.with_name(path.name + ".partial")
+    try:
+        torch.save(state, partial)  # a RuntimeError from torch's file writer when it cannot open it
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as error:
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write the checkpoint {path}: {error}. "
+                              "Choose a writable output folder.") from error
+    return path
+
+
+def load_checkpoint(path, model: nn.Module, *, optimizer=None, scheduler=None, device=None) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and optimizer).
+
+    Loads with ``weights_only=True``, so a checkpoint cannot run code. Returns the stored
+    dict (``epoch``, ``history``, ...). Raises :class:`CheckpointError` for a missing or
+    damaged file, or one saved from a different model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train first, or check the path.")
+    try:
+        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle errors, ...
+        raise CheckpointError(f"the checkpoint {path} is damaged or truncated ({error}); "
+                              "delete it and train again, or resume from an older copy.") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint written by stn_utils.save_checkpoint.")
+    expected = model.state_dict()
+    stored = state["model"]
+    mismatched = sorted(set(expected) ^ set(stored)) + sorted(
+        k for k in set(expected) & set(stored) if expected[k].shape != stored[k].shape)
+    if mismatched:
+        raise CheckpointError(
+            f"the checkpoint {path} was saved from a different model ({state.get('model_class')}; "
+            f"{len(mismatched)} mismatched tensors, e.g. {mismatched[:3]}). Build the same model "
+            "that was trained, or train this one from scratch.")
+    model.load_state_dict(stored)
+    if optimizer is not None and "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    return state

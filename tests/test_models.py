@@ -1,0 +1,318 @@
+"""Tests for stn_utils.models: the spatial transformer, the classifiers and the counters."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stn_utils.models import (
+    MODELS,
+    Classifier,
+    LocalizationNet,
+    Normalize,
+    SpatialTransformer,
+    build_model,
+    cifar_body,
+    count_macs,
+    count_parameters,
+    mnist_body,
+)
+
+IDENTITY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a small shared CPU, OpenMP threads waiting for each other
+    make tiny convolutions up to 100x slower. Restored after this module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def images(b=2, c=3, h=16, w=16):
+    return torch.rand(b, c, h, w)
+
+
+# --- LocalizationNet ------------------------------------------------------------------------
+
+def test_localization_output_shape():
+    net = LocalizationNet(3, features=20)
+    assert net(images(4, 3, 16, 16)).shape == (4, 20)
+    assert net(images(2, 3, 37, 23)).shape == (2, 20)  # any input size works
+    assert LocalizationNet(1, input_size=8, widths=(4, 8))(images(3, 1, 28, 28)).shape == (3, 32)
+
+
+def test_localization_downsamples_by_average_pooling():
+    net = LocalizationNet(3, input_size=16)
+    x = images(2, 3, 64, 64)
+    assert torch.allclose(net(x), net(F.avg_pool2d(x, 4)), atol=1e-6)
+    assert net.fc[0].in_features == 32 * 4 * 4  # 16 -> 8 -> 4 after two max-pools
+
+
+def test_localization_input_size_too_small():
+    with pytest.raises(ValueError, match="input_size must be at least 4 pixels; got 3"):
+        LocalizationNet(3, input_size=3)
+
+
+# --- SpatialTransformer ---------------------------------------------------------------------
+
+def test_stn_identity_at_init():
+    stn = SpatialTransformer(3)
+    assert stn.padding_mode == "border" and stn.align_corners is False
+    x = images(3, 3, 20, 24)
+    assert torch.allclose(stn(x), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_stn_identity_all_settings(align_corners, padding_mode):
+    stn = SpatialTransformer(1, padding_mode=padding_mode, align_corners=align_corners)
+    x = images(2, 1, 9, 9)
+    assert torch.allclose(stn(x), x, atol=1e-5)
+
+
+def test_predict_theta_shape_and_identity_value():
+    stn = SpatialTransformer(3)
+    theta = stn.predict_theta(images(5))
+    assert theta.shape == (5, 2, 3)
+    assert torch.allclose(theta, IDENTITY.expand(5, 2, 3), atol=0)
+
+
+def test_stn_output_size():
+    stn = SpatialTransformer(3, output_size=(8, 8))
+    x = images(2, 3, 16, 16)
+    out = stn(x)
+    assert out.shape == (2, 3, 8, 8)
+    # the identity sampled at half resolution reads between each 2x2 block: an average pool
+    assert torch.allclose(out, F.avg_pool2d(x, 2), atol=1e-5)
+    assert SpatialTransformer(3, output_size=[5, 7])(x).shape == (2, 3, 5, 7)
+
+
+def test_stn_on_feature_maps():
+    stn = SpatialTransformer(16)
+    x = torch.randn(2, 16, 10, 10)
+    out, theta = stn(x, return_theta=True)
+    assert out.shape == x.shape and theta.shape == (2, 2, 3)
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_stn_return_theta_matches_transform():
+    stn = SpatialTransformer(3)
+    with torch.no_grad():
+        stn.to_theta.weight.normal_(0, 0.1)
+    x = images(2)
+    out, theta = stn(x, return_theta=True)
+    assert torch.allclose(out, stn(x)) and torch.allclose(out, stn.transform(x, theta))
+    assert not torch.allclose(out, x, atol=1e-3)
+    assert isinstance(stn(x), torch.Tensor)
+
+
+def test_stn_transform_follows_theta():
+    stn = SpatialTransformer(1, padding_mode="zeros")
+    x = torch.zeros(1, 1, 4, 4)
+    x[..., 1, 2] = 1
+    shift = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]])  # read half a width to the right
+    out = stn.transform(x, shift)
+    assert out[0, 0, 1, 1] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)
+
+
+def test_stn_learns_from_identity_start():
+    stn = SpatialTransformer(3)
+    x = images(4)
+    target = torch.roll(x, 1, dims=-1)
+    F.mse_loss(stn(x), target).backward()
+    assert stn.to_theta.weight.grad.abs().sum() > 0
+    assert stn.to_theta.bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("shape,match", [
+    ((3, 16, 16), r"expects input \(B, 3, H, W\); got shape \(3, 16, 16\)"),
+    ((2, 1, 16, 16), r"expects input \(B, 3, H, W\); got shape \(2, 1, 16, 16\)"),
+    ((1, 2, 3, 16, 16), r"got shape \(1, 2, 3, 16, 16\)"),
+    ((0, 3, 16, 16), r"empty batch"),
+])
+def test_stn_bad_input(shape, match):
+    stn = SpatialTransformer(3)
+    with pytest.raises(ValueError, match=match):
+        stn(torch.zeros(shape))
+    with pytest.raises(ValueError, match=match):
+        stn.predict_theta(torch.zeros(shape))
+
+
+def test_stn_bad_padding_mode():
+    with pytest.raises(ValueError, match=r"padding_mode must be 'zeros', 'border' or 'reflection'; got 'wrap'"):
+        SpatialTransformer(3, padding_mode="wrap")
+
+
+def test_stn_custom_localization():
+    pooled = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())  # (B, 3 * 2 * 2) features, no .features
+    with pytest.raises(ValueError, match="pass `features`"):
+        SpatialTransformer(3, localization=pooled)
+    stn = SpatialTransformer(3, localization=pooled, features=12)
+    assert stn.to_theta.in_features == 12
+    x = images(2)
+    assert torch.allclose(stn(x), x, atol=1e-5)
+
+
+def test_reset_to_identity():
+    stn = SpatialTransformer(3)
+    x = images(2)
+    with torch.no_grad():
+        stn.to_theta.weight.normal_()
+        stn.to_theta.bias.normal_()
+    assert not torch.allclose(stn.predict_theta(x), IDENTITY.expand(2, 2, 3), atol=1e-3)
+    stn.reset_to_identity()
+    assert torch.equal(stn.to_theta.weight, torch.zeros(6, 32))
+    assert torch.equal(stn.predict_theta(x), IDENTITY.expand(2, 2, 3))
+
+
+# --- Normalize and Classifier ---------------------------------------------------------------
+
+def test_normalize():
+    norm = Normalize((0.5, 0.25, 0.0), (0.5, 0.25, 2.0))
+    x = torch.ones(2, 3, 4, 4)
+    out = norm(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out[:, 0], torch.full((2, 4, 4), 1.0))
+    assert torch.allclose(out[:, 1], torch.full((2, 4, 4), 3.0))
+    assert torch.allclose(out[:, 2], torch.full((2, 4, 4), 0.5))
+    assert {name for name, _ in norm.named_buffers()} == {"mean", "std"}
+    assert count_parameters(norm) == 0
+
+
+def zoom_out_stn():
+    stn = SpatialTransformer(1, padding_mode="zeros")
+    with torch.no_grad():
+        stn.to_theta.bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 2.0, 0.0]))  # reads outside the input
+    return stn
+
+
+def test_classifier_without_stn():
+    model = Classifier(nn.Flatten(), (0.5,), (0.25,))
+    x = images(2, 1, 4, 4)
+    assert model.stn is None
+    assert torch.allclose(model(x), ((x - 0.5) / 0.25).flatten(1))
+
+
+def test_classifier_normalizes_after_the_stn():
+    stn = zoom_out_stn()
+    model = Classifier(nn.Flatten(), (0.5,), (0.25,), stn=stn)
+    x = images(2, 1, 8, 8)
+    expected = ((stn(x) - 0.5) / 0.25).flatten(1)
+    assert torch.allclose(model(x), expected)
+    assert model(x).min().item() == pytest.approx(-2.0)  # the zero padding, normalised: (0 - 0.5) / 0.25
+
+
+def test_classifier_normalize_first():
+    stn = zoom_out_stn()
+    model = Classifier(nn.Flatten(), (0.5,), (0.25,), stn=stn, normalize_first=True)
+    x = images(2, 1, 8, 8)
+    assert torch.allclose(model(x), stn((x - 0.5) / 0.25).flatten(1))
+    assert not torch.allclose(model(x), Classifier(nn.Flatten(), (0.5,), (0.25,), stn=stn)(x))
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+def test_cifar_body_shape_and_cost():
+    body = cifar_body()
+    assert body(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert cifar_body(widths=(8, 8, 16), classes=4)(torch.randn(1, 3, 32, 32)).shape == (1, 4)
+    assert 25e6 < count_macs(body, (3, 32, 32)) < 29e6  # "about 27 M multiply-adds"
+
+
+@pytest.mark.parametrize("downsample", ["maxpool", "stride"])
+@pytest.mark.parametrize("size", [28, 40, 60])
+def test_mnist_body_shapes(size, downsample):
+    body = mnist_body(input_size=size, downsample=downsample)
+    assert body(torch.randn(2, 1, size, size)).shape == (2, 10)
+    linear = [m for m in body if isinstance(m, nn.Linear)][0]
+    assert linear.in_features == 32 * (size // 4) ** 2
+
+
+def test_mnist_body_stride_downsampling():
+    strided = mnist_body(downsample="stride")
+    pooled = mnist_body(downsample="maxpool")
+    assert not any(isinstance(m, nn.MaxPool2d) for m in strided)
+    assert [m.stride for m in strided if isinstance(m, nn.Conv2d)] == [(2, 2), (2, 2)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in pooled) == 2
+    assert [m.stride for m in pooled if isinstance(m, nn.Conv2d)] == [(1, 1), (1, 1)]
+    assert mnist_body(in_channels=3, classes=5, widths=(4, 8), hidden=16)(torch.randn(1, 3, 28, 28)).shape == (1, 5)
+
+
+def test_mnist_body_errors():
+    for bad in (42, 30):
+        with pytest.raises(ValueError, match=f"input_size must be divisible by 4; got {bad}"):
+            mnist_body(input_size=bad)
+    with pytest.raises(ValueError, match="downsample must be 'maxpool' or 'stride'; got 'avgpool'"):
+        mnist_body(downsample="avgpool")
+
+
+# --- build_model ----------------------------------------------------------------------------
+
+INPUTS = {"cifar_cnn": (3, 32, 32), "cifar_stn": (3, 32, 32), "mnist_cnn": (1, 28, 28),
+          "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32)}
+
+
+def test_every_model_has_an_input_shape_here():
+    assert set(INPUTS) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_build_model_forward(name):
+    model = build_model(name)
+    assert isinstance(model, Classifier)
+    assert (model.stn is not None) == name.endswith("_stn")
+    logits = model(torch.rand(2, *INPUTS[name]))
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+
+
+def test_build_model_kwargs():
+    model = build_model("mnist_stn", input_size=60)
+    assert model(torch.rand(2, 1, 60, 60)).shape == (2, 10)
+    assert build_model("cifar_stn", padding_mode="zeros").stn.padding_mode == "zeros"
+    tutorial = build_model("tutorial_stn")
+    assert tutorial.normalize_first and tutorial.stn.padding_mode == "zeros"
+
+
+def test_build_model_unknown_name():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'; choose one of \['cifar_cnn'"):
+        build_model("resnet")
+
+
+# --- counting -------------------------------------------------------------------------------
+
+def test_count_parameters():
+    layer = nn.Linear(5, 3)
+    assert count_parameters(layer) == 5 * 3 + 3
+    layer.bias.requires_grad_(False)
+    assert count_parameters(layer) == 5 * 3  # trainable ones only
+    assert count_parameters(nn.Sequential(nn.Linear(5, 3), nn.Linear(3, 2, bias=False))) == 18 + 6
+
+
+def test_count_macs_by_hand():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),            # 4*5*5 outputs x 2*3*3
+                        nn.Conv2d(4, 6, 3, stride=2, groups=2), nn.Flatten(),  # 6*2*2 outputs x 2*3*3
+                        nn.Linear(24, 3))                                     # 3 outputs x 24
+    expected = 100 * 18 + 24 * 18 + 3 * 24
+    net.train()
+    assert count_macs(net, (2, 5, 5)) == expected
+    assert net.training  # mode restored
+    net.eval()
+    assert count_macs(net, (2, 5, 5)) == expected and not net.training
+
+
+def test_tutorial_localization_share():
+    model = build_model("tutorial_stn")
+    total = count_macs(model, (3, 32, 32))
+    localization = count_macs(model.stn.localization, (3, 32, 32))
+    body = count_macs(model.body, (3, 32, 32))
+    assert localization == 26 * 26 * 64 * 3 * 49 + 9 * 9 * 128 * 64 * 25 + 2048 * 32
+    assert total == localization + 32 * 6 + body
+    assert 0.7 < localization / total < 0.8
