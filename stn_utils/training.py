@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from .data import ImageDataset, to_float
 
 __all__ = [
+    "CIFAR10_RECIPE",
+    "cifar10_augment",
     "seed_everything",
     "pick_device",
     "batches",
@@ -33,6 +35,17 @@ __all__ = [
     "CheckpointError",
     "TrainingDiverged",
 ]
+
+
+def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Random 4-pixel crop and left-right flip, per image, for a CIFAR-10 batch."""
+    from .data import random_crop_flip
+    return random_crop_flip(images, padding=4, flip=True, generator=generator)
+
+
+# The recipe notebook 05 and benchmarks/cifar10.py train with: keyword arguments of fit().
+CIFAR10_RECIPE = dict(batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
+                      schedule="onecycle", stn_lr_scale=0.1, augment=cifar10_augment, channels_last=True, flip_tta=True)
 
 
 class CheckpointError(RuntimeError):
@@ -130,7 +143,7 @@ def accuracy_curve(model: nn.Module, data: ImageDataset, distort: Callable[[Tens
 
 def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None, *, epochs: int,
         batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
-        label_smoothing: float = 0.0, schedule: str = "onecycle",
+        label_smoothing: float = 0.0, schedule: str = "onecycle", stn_lr_scale: float = 1.0,
         augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
         seed: int = 0, device=None, channels_last: bool = False, flip_tta: bool = False,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
@@ -141,6 +154,8 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         epochs: number of passes over ``train`` (>= 1).
         lr: peak learning rate. ``schedule`` is ``"onecycle"`` (linear warm-up over the
             first 20 % of steps, then linear decay to zero) or ``"constant"``.
+        stn_lr_scale: multiplies the learning rate of ``model.stn``'s parameters, if the
+            model has a spatial transformer there.
         augment: ``augment(images, generator) -> images`` applied to every training
             batch, on the device (for example :func:`stn_utils.data.random_crop_flip`).
         seed: seeds the initial shuffle and augmentation generator; call
@@ -161,12 +176,19 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    decay, no_decay = [], []
-    for parameter in model.parameters():  # no weight decay on biases and norm scales
-        (decay if parameter.ndim > 1 else no_decay).append(parameter)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=lr, momentum=momentum, nesterov=momentum > 0)
+    stn = getattr(model, "stn", None)
+    stn_ids = {id(p) for p in stn.parameters()} if stn is not None else set()
+    groups = {}
+    for parameter in model.parameters():
+        # no weight decay on biases and norm scales; a smaller step for the STN, whose
+        # zero-initialised theta head otherwise swings the whole image in early steps
+        in_stn, decays = id(parameter) in stn_ids, parameter.ndim > 1
+        groups.setdefault((in_stn, decays), []).append(parameter)
+    optimizer = torch.optim.SGD(
+        [{"params": params, "lr": lr * (stn_lr_scale if in_stn else 1.0),
+          "weight_decay": weight_decay if decays else 0.0}
+         for (in_stn, decays), params in groups.items()],
+        lr=lr, momentum=momentum, nesterov=momentum > 0)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = epochs * steps_per_epoch
     warmup = max(1, int(0.2 * total_steps))

@@ -430,3 +430,19 @@ def test_save_checkpoint_unwritable_location(tmp_path):
     with pytest.raises(CheckpointError, match="cannot write the checkpoint .*a-folder.pt"):
         save_checkpoint(folder, tiny_model())
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_fit_stn_lr_scale_sets_the_spatial_transformers_step():
+    from stn_utils.models import Classifier, SpatialTransformer
+
+    train = bright_dark(32, size=16)
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 2))
+    model = Classifier(body, (0.5,), (0.25,), stn=SpatialTransformer(1))
+    stn_before = [p.detach().clone() for p in model.stn.parameters()]
+    body_before = [p.detach().clone() for p in model.body.parameters()]
+    fit(model, train, epochs=2, batch_size=8, lr=0.1, stn_lr_scale=0.0, device="cpu", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(stn_before, model.stn.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(body_before, model.body.parameters()))
+    fit(model, train, epochs=2, batch_size=8, lr=0.1, stn_lr_scale=1.0, device="cpu", progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(stn_before, model.stn.parameters()))
