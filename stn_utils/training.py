@@ -81,14 +81,26 @@ def pick_device(preferred: str | None = None) -> torch.device:
 
 
 def batches(data: ImageDataset, batch_size: int, *, device=None, shuffle: bool = False,
-            generator: torch.Generator | None = None, drop_last: bool = False):
-    """Yield ``(images, labels)`` batches: float images (B, C, H, W) in [0, 1] on ``device``."""
+            generator: torch.Generator | None = None, drop_last: bool = False,
+            rank: int = 0, world_size: int = 1):
+    """Yield ``(images, labels)`` batches: float images (B, C, H, W) in [0, 1] on ``device``.
+
+    With ``world_size > 1`` this yields only process ``rank``'s share, ``order[rank::world_size]``
+    of the (shuffled) order, which every process draws alike from an equally seeded
+    ``generator``. The order is first padded by wrapping around to a multiple of
+    ``world_size``, so that every process gets the same number of batches.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
     if len(data) == 0:
         raise ValueError("the data set is empty; nothing to iterate over.")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size); got rank {rank}, world_size {world_size}.")
     order = torch.randperm(len(data), generator=generator) if shuffle else torch.arange(len(data))
-    stop = len(data) - len(data) % batch_size if drop_last else len(data)
+    if world_size > 1:
+        padded = math.ceil(len(order) / world_size) * world_size
+        order = order.repeat(world_size)[:padded][rank::world_size]
+    stop = len(order) - len(order) % batch_size if drop_last else len(order)
     for start in range(0, stop, batch_size):
         index = order[start:start + batch_size]
         yield (to_float(data.images[index].to(device, non_blocking=True)),
@@ -164,6 +176,13 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
             training continues from it when it exists.
         flip_tta: evaluate with mirror test-time augmentation.
 
+    Under ``torch.distributed`` (a process group initialised, as ``python -m stn_utils.train``
+    does under ``torchrun``), every process calls ``fit`` alike: the model is wrapped in
+    ``DistributedDataParallel``, each epoch's shuffled order is split across the processes
+    (``batch_size`` is per process), the training loss and accuracy are summed over all of
+    them, rank 0 evaluates and shares the scores, and only rank 0 writes the checkpoint
+    (of the plain model, so it loads without DDP).
+
     Returns:
         A history dict of lists: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
         ``test_acc`` (``None`` without a test set) and ``seconds`` (wall time so far).
@@ -173,6 +192,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
     if schedule not in ("onecycle", "constant"):
         raise ValueError(f"schedule must be 'onecycle' or 'constant'; got {schedule!r}.")
     device = torch.device(device) if device is not None else pick_device()
+    rank, world_size = _rank_and_world()
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -189,7 +209,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
           "weight_decay": weight_decay if decays else 0.0}
          for (in_stn, decays), params in groups.items()],
         lr=lr, momentum=momentum, nesterov=momentum > 0)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(train) / world_size) / batch_size)
     total_steps = epochs * steps_per_epoch
     warmup = max(1, int(0.2 * total_steps))
 
@@ -207,20 +227,26 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         history, start_epoch = state["history"], state["epoch"]
         generator.set_state(state["generator"])
         elapsed = history["seconds"][-1] if history["seconds"] else 0.0
+    net = model  # what trains; ``model`` itself is evaluated and saved
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
 
-    bar = _progress(range(start_epoch, epochs), progress, initial=start_epoch, total=epochs)
+    bar = _progress(range(start_epoch, epochs), progress and rank == 0, initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
-        model.train()
+        net.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        for images, labels in batches(train, batch_size, device=device, shuffle=True, generator=generator):
+        for images, labels in batches(train, batch_size, device=device, shuffle=True, generator=generator,
+                                      rank=rank, world_size=world_size):
             if augment is not None:
                 images = augment(images, generator)
-            logits = model(_prepare(images, channels_last))
+            logits = net(_prepare(images, channels_last))
             loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-            if not torch.isfinite(loss):
+            # under DDP, test the sum over all processes, so that all of them stop together
+            checked = _sum_over_ranks(loss.detach()) if world_size > 1 else loss
+            if not torch.isfinite(checked):
                 raise TrainingDiverged(
-                    f"the loss became {loss.item()} in epoch {epoch + 1}; stopped. Lower the "
+                    f"the loss became {checked.item()} in epoch {epoch + 1}; stopped. Lower the "
                     f"learning rate (now {lr}) or check the inputs for NaN. "
                     + (f"The last good checkpoint is kept at {checkpoint}." if checkpoint else ""))
             optimizer.zero_grad(set_to_none=True)
@@ -231,8 +257,15 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
         elapsed += time.perf_counter() - started
+        if world_size > 1:
+            totals = _sum_over_ranks(torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device))
+            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
         scores = evaluate(model, test, device=device, flip_tta=flip_tta,
-                          channels_last=channels_last) if test is not None else None
+                          channels_last=channels_last) if test is not None and rank == 0 else None
+        if world_size > 1:  # rank 0's scores (and its time) for every process
+            shared = [scores, elapsed]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            scores, elapsed = shared
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(loss_sum / seen)
         history["train_acc"].append(correct / seen)
@@ -242,10 +275,27 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
                             test_acc="-" if scores is None else f"{scores['accuracy']:.3f}")
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, model, optimizer=optimizer, scheduler=scheduler,
                             epoch=epoch + 1, history=history, generator=generator.get_state())
+    if world_size > 1:
+        torch.distributed.barrier()  # the last checkpoint is written when fit returns
     return history
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes; ``(0, 1)`` outside torch.distributed."""
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank(), distributed.get_world_size()
+    return 0, 1
+
+
+def _sum_over_ranks(values: Tensor) -> Tensor:
+    """The sum of ``values`` over all processes (a copy; ``values`` is left as it is)."""
+    values = values.clone()
+    torch.distributed.all_reduce(values)
+    return values
 
 
 def _progress(iterable, enabled: bool, **kwargs):

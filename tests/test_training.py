@@ -24,16 +24,6 @@ from stn_utils.training import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads waiting for each other
-    make tiny convolutions up to 100x slower. Restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _no_device_override(monkeypatch):
     monkeypatch.delenv("STN_DEVICE", raising=False)

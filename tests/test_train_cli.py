@@ -1,0 +1,219 @@
+"""Tests for ``python -m stn_utils.train``: runs, repeatability, kill-and-resume, torchrun, errors.
+
+Every run is a real subprocess on a tiny synthetic MNIST-like class-per-folder tree, on the CPU
+with one thread."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stn_utils.data import ImageDataset, load_dataset
+from stn_utils.models import build_model
+from stn_utils.training import batches, load_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("STN_")}, "OMP_NUM_THREADS": "1"}
+EPOCHS = 6
+TRAIN_PER_CLASS, TEST_PER_CLASS = 30, 6
+
+
+def command(*args):
+    return [sys.executable, "-m", "stn_utils.train", *map(str, args)]
+
+
+def start(args):
+    return subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run(args, timeout=120):
+    return subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def without_seconds(history):
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """<root>/mnist/{train,test}/<digit>/*.png: 28x28 grey images, a bright bar at a class's column."""
+    root = tmp_path_factory.mktemp("data")
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, count in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
+        for digit in range(10):
+            folder = root / "mnist" / split / str(digit)
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 60, (28, 28), dtype=np.uint8)
+                pixels[4:24, 3 + 2 * digit:5 + 2 * digit] = 255
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+        load_dataset("mnist", split, root=root, source="folder")  # decode once; runs read the cache
+    return root
+
+
+def train_args(data_root, out, *extra, epochs=EPOCHS):
+    return command("--dataset", "mnist", "--model", "mnist_cnn", "--epochs", epochs, "--batch-size", 32,
+                   "--seed", 3, "--device", "cpu", "--data-root", data_root, "--data-source", "folder",
+                   "--out", out, *extra)
+
+
+@pytest.fixture(scope="module")
+def reference(data_root, tmp_path_factory):
+    """An uninterrupted seeded run, and a second one started alongside for test_seeded_runs_repeat:
+    {"out": its output folder, "history": its history, "again": the second's history}."""
+    out, again = tmp_path_factory.mktemp("reference"), tmp_path_factory.mktemp("again")
+    processes = [start(train_args(data_root, folder)) for folder in (out, again)]
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    assert "done: test accuracy" in stdout and str(again / "checkpoint.pt") in stdout
+    return {"out": out, "history": json.loads((out / "history.json").read_text()),
+            "again": json.loads((again / "history.json").read_text())}
+
+
+def test_run_writes_checkpoint_and_history(reference):
+    out, history = reference["out"], reference["history"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "history.json"]
+    assert history["epoch"] == list(range(1, EPOCHS + 1))
+    assert all(len(values) == EPOCHS for values in history.values())
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    state = load_checkpoint(out / "checkpoint.pt", build_model("mnist_cnn"))
+    assert state["epoch"] == EPOCHS and state["history"] == history
+
+
+def test_seeded_runs_repeat(reference):
+    assert without_seconds(reference["again"]) == without_seconds(reference["history"])
+    assert reference["again"]["seconds"] != reference["history"]["seconds"]  # two real runs
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_killed_run_resumes_to_the_same_result(reference, data_root, tmp_path):
+    out = tmp_path / "killed"
+    checkpoint = out / "checkpoint.pt"
+    process = start(train_args(data_root, out))
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists():  # written atomically after each epoch
+        assert process.poll() is None, f"the run ended before its first checkpoint: {process.communicate()}"
+        assert time.monotonic() < deadline, "no checkpoint after 60 s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = load_checkpoint(checkpoint, build_model("mnist_cnn"))["epoch"]
+    assert 1 <= killed_at < EPOCHS  # killed mid-run
+    assert not (out / "history.json").exists()
+
+    result = run(train_args(data_root, out, "--resume"))
+    assert result.returncode == 0, result.stderr
+    assert f"resuming from {checkpoint}" in result.stderr
+    resumed = json.loads((out / "history.json").read_text())
+    assert without_seconds(resumed) == without_seconds(reference["history"])
+
+
+def gloo_available():
+    return torch.distributed.is_available() and torch.distributed.is_gloo_available()
+
+
+@pytest.mark.skipif(not gloo_available(), reason="torch.distributed with gloo is not available")
+def test_torchrun_two_processes_on_cpu(reference, data_root, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    args = train_args(data_root, out, "--batch-size", 16)  # per process: 2 x 16 = the reference's 32
+    result = run(launcher + args[1:], timeout=180)  # args[1:]: "-m stn_utils.train ..."
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("done: test accuracy") == 1  # rank 0 only
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "history.json"]
+    state = load_checkpoint(out / "checkpoint.pt", build_model("mnist_cnn"))  # no "module." prefix
+    history = json.loads((out / "history.json").read_text())
+    assert state["epoch"] == EPOCHS and state["history"] == history
+    # rank r takes order[r::2] of the same shuffled order, so each step's two half-batches make up
+    # the reference's batch and the averaged gradients are its gradients, up to rounding
+    expected = reference["history"]
+    assert history["epoch"] == expected["epoch"]
+    for key in ("train_loss", "test_loss"):
+        assert history[key] == pytest.approx(expected[key], rel=1e-3), key
+    for key in ("train_acc", "test_acc"):
+        assert history[key] == pytest.approx(expected[key], abs=0.02), key
+
+
+def test_batches_shard_across_ranks():
+    data = ImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10), tuple("abcdefghij"))
+
+    def labels(**kwargs):
+        return [y.tolist() for _, y in batches(data, 2, shuffle=True, generator=torch.Generator().manual_seed(0),
+                                               **kwargs)]
+
+    order = sum(labels(), [])
+    assert labels(rank=0, world_size=1) == labels()
+    shards = [labels(rank=r, world_size=3) for r in range(3)]
+    assert [len(s) for s in shards] == [2, 2, 2]  # 10 padded to 12: 4 each, the same batch count
+    assert [sum(s, []) for s in shards] == [(order + order[:2])[r::3] for r in range(3)]
+    with pytest.raises(ValueError, match="rank must be in"):
+        labels(rank=3, world_size=3)
+
+
+# --- errors: each a clear one-line message and exit status 2 -----------------------------------
+
+def error_cases(data_root, tmp):
+    (tmp / "a-file").write_text("not a folder")
+    truncated = tmp / "truncated"
+    save_checkpoint(truncated / "checkpoint.pt", build_model("mnist_cnn"), epoch=1)
+    data = (truncated / "checkpoint.pt").read_bytes()
+    (truncated / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    out = tmp / "out"
+    return {
+        "unknown data set": (train_args(data_root, out, "--dataset", "imagenet"), "invalid choice: 'imagenet'"),
+        "unknown model": (train_args(data_root, out, "--model", "resnet"), "invalid choice: 'resnet'"),
+        "model for another data set": (train_args(data_root, out, "--model", "cifar_stn"),
+                                       "model 'cifar_stn' takes 3-channel images but mnist has 1; choose --model"),
+        "negative epochs": (train_args(data_root, out, epochs=-2),
+                            "argument --epochs: must be a whole number >= 1; got -2"),
+        "missing data": (train_args(tmp / "no-data", out), "mnist was not found"),
+        "unwritable output": (train_args(data_root, tmp / "a-file" / "run"), "cannot write to the output folder"),
+        "truncated checkpoint": (train_args(data_root, truncated, "--resume"), "is damaged or truncated"),
+        # one step per epoch: the one-cycle warm-up gives step 1 a learning rate of 0, so
+        # epoch 1 is saved; the huge rate then blows the loss up by epoch 3
+        "diverged": (train_args(data_root, tmp / "diverged", "--lr", "1e30", "--train-subset", 32, epochs=3),
+                     "the loss became"),
+    }
+
+
+@pytest.fixture(scope="module")
+def error_runs(data_root, tmp_path_factory):
+    """All error cases, started at once (each is mostly torch's import time): name -> result."""
+    cases = error_cases(data_root, tmp_path_factory.mktemp("errors"))
+    processes = {name: start(args) for name, (args, _) in cases.items()}
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[name] = dict(args=cases[name][0], expected=cases[name][1], returncode=process.returncode,
+                             stdout=stdout, stderr=stderr)
+    return results
+
+
+@pytest.mark.parametrize("case", ["unknown data set", "unknown model", "model for another data set",
+                                  "negative epochs", "missing data", "unwritable output",
+                                  "truncated checkpoint", "diverged"])
+def test_cli_errors(error_runs, case):
+    result = error_runs[case]
+    stderr = result["stderr"]
+    assert result["returncode"] == 2, result["stdout"] + stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and result["expected"] in errors[0], stderr
+    if case == "missing data":  # names both sources and how to pick them here
+        assert "source='folder'" in errors[0] and "source='download'" in errors[0] and "--data-source" in errors[0]
+    if case == "diverged":
+        args = result["args"]
+        out = Path(args[args.index("--out") + 1])
+        assert f"last good checkpoint is kept at {out / 'checkpoint.pt'}" in errors[0]
+        state = load_checkpoint(out / "checkpoint.pt", build_model("mnist_cnn"))  # still loadable
+        assert 1 <= state["epoch"] < 3 and not (out / "history.json").exists()
