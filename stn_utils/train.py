@@ -26,20 +26,18 @@ from .training import CIFAR10_RECIPE, CheckpointError, TrainingDiverged, fit, pi
 
 RECIPES = {"cifar10": CIFAR10_RECIPE, "mnist": dict(batch_size=128, lr=0.02)}
 DEFAULT_MODELS = {"cifar10": "cifar_stn", "mnist": "mnist_stn"}
-# DDP's stride check misfires on the 1-channel first conv of MNIST models (pytorch#47163)
-warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
 
 
-def _positive(kind):
-    """An argparse type: a whole number >= 1 (``int``) or a positive, finite ``float``."""
+def _number(kind, low=1):
+    """An argparse type: a whole number >= ``low`` (kind ``int``) or a positive, finite ``float``."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not (math.isfinite(value) and value > 0):
+        if value is None or not (value >= low if kind is int else math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(
-                f"must be {'a whole number >= 1' if kind is int else 'a positive number'}; got {text}")
+                f"must be {f'a whole number >= {low}' if kind is int else 'a positive number'}; got {text}")
         return value
     return parse
 
@@ -49,16 +47,16 @@ def parse_args(argv=None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     add = parser.add_argument
     add("--dataset", required=True, choices=sorted(DATASETS))
     add("--model", choices=sorted(MODELS), help="default: cifar_stn for cifar10, mnist_stn for mnist")
-    add("--epochs", type=_positive(int), default=10)
-    add("--batch-size", type=_positive(int), help="per process; default: the data set's recipe")
-    add("--lr", type=_positive(float), help="peak learning rate; default: the data set's recipe")
+    add("--epochs", type=_number(int), default=10)
+    add("--batch-size", type=_number(int), help="per process; default: the data set's recipe")
+    add("--lr", type=_number(float), help="peak learning rate; default: the data set's recipe")
     add("--out", required=True, type=Path, help="output folder for checkpoint.pt and history.json")
     add("--resume", action="store_true", help="continue from <out>/checkpoint.pt when it exists")
-    add("--seed", type=int, default=0)
+    add("--seed", type=_number(int, 0), default=0)
     add("--data-root", help="data folder (default: $STN_DATA_DIR, else ~/.cache/stn_utils)")
     add("--data-source", choices=SOURCES, help="default: $STN_DATA_SOURCE, else auto")
-    add("--train-subset", type=_positive(int), metavar="N", help="train on a seeded random N images")
-    add("--test-subset", type=_positive(int), metavar="N", help="test on a seeded random N images")
+    add("--train-subset", type=_number(int), metavar="N", help="train on a seeded random N images")
+    add("--test-subset", type=_number(int), metavar="N", help="test on a seeded random N images")
     add("--device", help="cpu, cuda, cuda:1, mps (default: $STN_DEVICE, else the fastest there is)")
     return parser, parser.parse_args(argv)
 
@@ -86,6 +84,8 @@ def _write_json(path: Path, data) -> None:
 
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
+    # DDP's stride check misfires on the 1-channel first conv of MNIST models (pytorch#47163)
+    warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
     try:
         device = pick_device(args.device)
     except RuntimeError as error:
@@ -100,17 +100,17 @@ def main(argv=None) -> int:
         torch.cuda.set_device(device)
     elif world > 1 and (device.type != "cpu" or not torch.distributed.is_available()):
         parser.error(f"torchrun needs torch.distributed and --device cpu or cuda; got {device}.")
-    seed_everything(args.seed)
-    model_name = args.model or DEFAULT_MODELS[args.dataset]
-    model = build_model(model_name)
-    needed = DATASETS[args.dataset]["channels"]
-    if _channels(model) != needed:
-        fitting = [name for name in sorted(MODELS) if _channels(build_model(name)) == needed]
-        parser.error(f"model {model_name!r} takes {_channels(model)}-channel images but {args.dataset} has "
-                     f"{needed}; choose --model from {fitting}, or another --dataset.")
     checkpoint = args.out / "checkpoint.pt"
     rank = int(os.environ.get("RANK", "0"))
     try:
+        seed_everything(args.seed)
+        model_name = args.model or DEFAULT_MODELS[args.dataset]
+        model = build_model(model_name)
+        needed = DATASETS[args.dataset]["channels"]
+        if _channels(model) != needed:
+            fitting = [name for name in sorted(MODELS) if _channels(build_model(name)) == needed]
+            parser.error(f"model {model_name!r} takes {_channels(model)}-channel images but {args.dataset} "
+                         f"has {needed}; choose --model from {fitting}, or another --dataset.")
         _check_writable(args.out)
         if world > 1:
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")

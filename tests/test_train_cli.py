@@ -17,6 +17,7 @@ import torch
 
 from stn_utils.data import ImageDataset, load_dataset
 from stn_utils.models import build_model
+from stn_utils.train import main
 from stn_utils.training import batches, load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,59 +162,76 @@ def test_batches_shard_across_ranks():
 
 
 # --- errors: each a clear one-line message and exit status 2 -----------------------------------
+# Most run main() in this process, which saves a torch import (seconds) each; two run as
+# ``python -m stn_utils.train`` to check the exit status and the absence of a traceback there.
 
-def error_cases(data_root, tmp):
-    (tmp / "a-file").write_text("not a folder")
-    truncated = tmp / "truncated"
-    save_checkpoint(truncated / "checkpoint.pt", build_model("mnist_cnn"), epoch=1)
-    data = (truncated / "checkpoint.pt").read_bytes()
-    (truncated / "checkpoint.pt").write_bytes(data[: len(data) // 2])
-    out = tmp / "out"
-    return {
-        "unknown data set": (train_args(data_root, out, "--dataset", "imagenet"), "invalid choice: 'imagenet'"),
-        "unknown model": (train_args(data_root, out, "--model", "resnet"), "invalid choice: 'resnet'"),
-        "model for another data set": (train_args(data_root, out, "--model", "cifar_stn"),
-                                       "model 'cifar_stn' takes 3-channel images but mnist has 1; choose --model"),
-        "negative epochs": (train_args(data_root, out, epochs=-2),
-                            "argument --epochs: must be a whole number >= 1; got -2"),
-        "missing data": (train_args(tmp / "no-data", out), "mnist was not found"),
-        "unwritable output": (train_args(data_root, tmp / "a-file" / "run"), "cannot write to the output folder"),
-        "truncated checkpoint": (train_args(data_root, truncated, "--resume"), "is damaged or truncated"),
-        # one step per epoch: the one-cycle warm-up gives step 1 a learning rate of 0, so
-        # epoch 1 is saved; the huge rate then blows the loss up by epoch 3
-        "diverged": (train_args(data_root, tmp / "diverged", "--lr", "1e30", "--train-subset", 32, epochs=3),
-                     "the loss became"),
-    }
+def error_line(stderr, expected):
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and expected in errors[0], stderr
+    return errors[0]
+
+
+def truncated_checkpoint(folder):
+    path = folder / "checkpoint.pt"
+    save_checkpoint(path, build_model("mnist_cnn"), epoch=1)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return folder
+
+
+def blocked_folder(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "a-file" / "run"
+
+
+@pytest.mark.parametrize("case, expected", [
+    (dict(args=["--model", "resnet"]), "argument --model: invalid choice: 'resnet'"),
+    (dict(args=["--model", "cifar_stn"]),
+     "model 'cifar_stn' takes 3-channel images but mnist has 1; choose --model from ['mnist_cnn', "),
+    (dict(epochs=-2), "argument --epochs: must be a whole number >= 1; got -2"),
+    (dict(args=["--lr", "nan"]), "argument --lr: must be a positive number; got nan"),
+    (dict(data_root="no-data"), "mnist was not found. Either (1) put a class-per-folder copy at "),
+    (dict(out=blocked_folder), "cannot write to the output folder "),
+    (dict(out=truncated_checkpoint, args=["--resume"]), "is damaged or truncated"),
+], ids=["unknown model", "model for another data set", "negative epochs", "nan learning rate",
+        "missing data", "unwritable output", "truncated checkpoint"])
+def test_cli_errors(data_root, tmp_path, capsys, case, expected):
+    root = tmp_path / case["data_root"] if "data_root" in case else data_root
+    out = case["out"](tmp_path) if "out" in case else tmp_path / "out"
+    argv = train_args(root, out, *case.get("args", []), epochs=case.get("epochs", EPOCHS))[3:]
+    try:
+        returncode = main(argv)  # argv without "python -m stn_utils.train"
+    except SystemExit as stopped:  # argparse's exit
+        returncode = stopped.code
+    assert returncode == 2
+    line = error_line(capsys.readouterr().err, expected)
+    if "data_root" in case:  # names both sources and how to pick them here
+        assert "source='folder'" in line and "source='download'" in line and "--data-source" in line
 
 
 @pytest.fixture(scope="module")
-def error_runs(data_root, tmp_path_factory):
-    """All error cases, started at once (each is mostly torch's import time): name -> result."""
-    cases = error_cases(data_root, tmp_path_factory.mktemp("errors"))
-    processes = {name: start(args) for name, (args, _) in cases.items()}
-    results = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[name] = dict(args=cases[name][0], expected=cases[name][1], returncode=process.returncode,
-                             stdout=stdout, stderr=stderr)
-    return results
+def subprocess_errors(data_root, tmp_path_factory):
+    """Two error cases run as ``python -m stn_utils.train``, started at once: name -> (args, result)."""
+    tmp = tmp_path_factory.mktemp("errors")
+    cases = {
+        "unknown data set": train_args(data_root, tmp / "out", "--dataset", "imagenet"),
+        # one step per epoch: the one-cycle warm-up gives step 1 a learning rate of 0, so
+        # epoch 1 is saved; the huge rate then blows the loss up by epoch 3
+        "diverged": train_args(data_root, tmp / "diverged", "--lr", "1e30", "--train-subset", 32, epochs=3),
+    }
+    processes = {name: start(args) for name, args in cases.items()}
+    return {name: (cases[name], process.communicate(timeout=120), process.returncode)
+            for name, process in processes.items()}
 
 
-@pytest.mark.parametrize("case", ["unknown data set", "unknown model", "model for another data set",
-                                  "negative epochs", "missing data", "unwritable output",
-                                  "truncated checkpoint", "diverged"])
-def test_cli_errors(error_runs, case):
-    result = error_runs[case]
-    stderr = result["stderr"]
-    assert result["returncode"] == 2, result["stdout"] + stderr
+@pytest.mark.parametrize("case, expected", [("unknown data set", "argument --dataset: invalid choice: 'imagenet'"),
+                                            ("diverged", "the loss became")])
+def test_cli_errors_in_a_subprocess(subprocess_errors, case, expected):
+    args, (stdout, stderr), returncode = subprocess_errors[case]
+    assert returncode == 2, stdout + stderr
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and result["expected"] in errors[0], stderr
-    if case == "missing data":  # names both sources and how to pick them here
-        assert "source='folder'" in errors[0] and "source='download'" in errors[0] and "--data-source" in errors[0]
+    line = error_line(stderr, expected)
     if case == "diverged":
-        args = result["args"]
         out = Path(args[args.index("--out") + 1])
-        assert f"last good checkpoint is kept at {out / 'checkpoint.pt'}" in errors[0]
+        assert f"last good checkpoint is kept at {out / 'checkpoint.pt'}" in line
         state = load_checkpoint(out / "checkpoint.pt", build_model("mnist_cnn"))  # still loadable
         assert 1 <= state["epoch"] < 3 and not (out / "history.json").exists()
