@@ -247,7 +247,8 @@ def test_mnist_body_errors():
 # --- build_model ----------------------------------------------------------------------------
 
 INPUTS = {"cifar_cnn": (3, 32, 32), "cifar_stn": (3, 32, 32), "mnist_cnn": (1, 28, 28),
-          "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32)}
+          "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32),
+          "tutorial_mnist_stn": (1, 28, 28)}
 
 
 def test_every_model_has_an_input_shape_here():
