@@ -1,6 +1,6 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                        # the full comparison (about an hour on 2 CPU cores)
+    python benchmarks/cifar10.py                        # the full comparison (roughly an hour on 2 CPU cores, estimated from notebook 05's epoch times)
     python benchmarks/cifar10.py --epochs 1 --train-subset 5000 --seed-epochs 1   # a smoke run
 
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe

@@ -62,7 +62,8 @@ class ImageDataset:
     """A labelled image set held in memory.
 
     Attributes:
-        images: uint8 tensor of shape (N, C, H, W).
+        images: (N, C, H, W), uint8 as loaded; float in [0, 1] is accepted too (e.g. the
+            distorted copies that :func:`stn_utils.training.accuracy_curve` evaluates).
         labels: int64 tensor of shape (N,).
         classes: class names, indexed by label.
     """
