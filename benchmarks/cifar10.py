@@ -1,29 +1,36 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                        # the full comparison (roughly an hour on 2 CPU cores, estimated from notebook 05's epoch times)
-    python benchmarks/cifar10.py --epochs 1 --train-subset 5000 --seed-epochs 1   # a smoke run
+    python benchmarks/cifar10.py                 # the full comparison (about 45 min on 2 CPU cores)
+    python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
+    python benchmarks/cifar10.py --speed-only    # only the throughput table (about 2 min)
 
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
     (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
     zero padding).
-(b) "cnn" and (c) "stn": the course's models with ``CIFAR10_RECIPE``, as notebook 05 uses.
+(b) "cnn" and (c) "stn": the course's models with ``CIFAR10_RECIPE`` for
+    ``CIFAR10_EPOCHS`` epochs, as notebook 05 uses.
 
 All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR`` /
-``STN_DATA_SOURCE`` apply) on the same machine in one run. Wall time is training only;
-accuracy is measured after the last epoch (with flip test-time augmentation for the
-recipe rows, as the recipe says).
+``STN_DATA_SOURCE`` apply) on the same machine in one run. "wall time" is training plus
+the one evaluation at the end (nothing is evaluated between epochs). Accuracy is given
+with and without mirror test-time augmentation.
+
+A second table gives training throughput (images per second, after warm-up) for the
+choices that change speed but not the maths: channels-last memory and bf16 autocast.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import time
 
 import torch
+import torch.nn.functional as F
 
-from stn_utils.data import load_dataset
+from stn_utils.data import load_dataset, to_float
 from stn_utils.models import build_model, count_macs, count_parameters
-from stn_utils.training import CIFAR10_RECIPE, fit, pick_device, seed_everything
+from stn_utils.training import CIFAR10_EPOCHS, CIFAR10_RECIPE, evaluate, fit, pick_device, seed_everything
 
 SEED_RECIPE = dict(batch_size=64, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant")
 ROWS = {
@@ -33,17 +40,74 @@ ROWS = {
 }
 
 
+def train_row(row: str, train, test, epochs: int, device) -> tuple:
+    name, recipe, description = ROWS[row]
+    seed_everything(0)
+    model = build_model(name)
+    started = time.perf_counter()
+    fit(model, train, None, epochs=epochs, device=device, seed=0, progress=False, **recipe)
+    channels_last = recipe.get("channels_last", False)
+    plain = evaluate(model, test, device=device, channels_last=channels_last)["accuracy"]
+    wall = time.perf_counter() - started
+    mirrored = evaluate(model, test, device=device, channels_last=channels_last, flip_tta=True)["accuracy"]
+    reported = mirrored if recipe.get("flip_tta") else plain
+    print(f"#   done: {description}: {reported:.2%} after {wall / 60:.1f} min", flush=True)
+    return (description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs, wall,
+            plain, mirrored if recipe.get("flip_tta") else None)
+
+
+def images_per_second(name: str, images: torch.Tensor, labels: torch.Tensor, *, channels_last: bool,
+                      bf16: bool, steps: int, device) -> float:
+    """Training steps per second times the batch size, timed after two warm-up steps."""
+    seed_everything(0)
+    model = build_model(name).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    for step in range(steps + 2):
+        if step == 2:
+            started = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * len(labels) / (time.perf_counter() - started)
+
+
+def speed_table(train, device, steps: int) -> None:
+    batch = CIFAR10_RECIPE["batch_size"]
+    images, labels = to_float(train.images[:batch]).to(device), train.labels[:batch].to(device)
+    print(f"\n# training throughput, batch {batch}, {steps} timed steps ({max(2, steps // 4)} for bf16)")
+    print("| model | memory format | precision | images/s | vs fp32 NCHW |")
+    print("|---|---|---|---|---|")
+    for name in ("cifar_cnn", "cifar_stn"):
+        baseline = None
+        for channels_last, bf16 in ((False, False), (True, False), (False, True), (True, True)):
+            # bf16 without native support is emulated and about 10x slower: time fewer steps
+            speed = images_per_second(name, images, labels, channels_last=channels_last, bf16=bf16,
+                                      steps=max(2, steps // 4) if bf16 else steps, device=device)
+            baseline = baseline or speed
+            print(f"| {name} | {'channels-last' if channels_last else 'NCHW'} | "
+                  f"{'bf16 autocast' if bf16 else 'fp32'} | {speed:.0f} | {speed / baseline:.2f}x |", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--epochs", type=int, default=10, help="epochs for the course's models")
+    parser.add_argument("--epochs", type=int, default=CIFAR10_EPOCHS, help="epochs for the course's models")
     parser.add_argument("--seed-epochs", type=int, default=20, help="epochs for the seed row")
     parser.add_argument("--train-subset", type=int, default=None, help="train on this many images")
     parser.add_argument("--test-subset", type=int, default=None, help="test on this many images")
+    parser.add_argument("--speed-steps", type=int, default=8, help="timed steps per throughput row (0: skip)")
+    parser.add_argument("--speed-only", action="store_true", help="print only the throughput table")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.seed_epochs < 1:
         parser.error("--epochs and --seed-epochs must be at least 1")
+    if args.speed_steps < 0:
+        parser.error("--speed-steps must be 0 or more")
 
     train, test = load_dataset("cifar10", "train"), load_dataset("cifar10", "test")
     if args.train_subset:
@@ -54,23 +118,21 @@ def main(argv=None) -> None:
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"device {device}, torch {torch.__version__}; train {len(train)}, test {len(test)} images")
 
-    results = []
-    for row in args.rows:
-        name, recipe, description = ROWS[row]
-        seed_everything(0)
-        model = build_model(name)
-        epochs = args.seed_epochs if row == "seed" else args.epochs
-        history = fit(model, train, test, epochs=epochs, device=device, seed=0, progress=False, **recipe)
-        results.append((description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs,
-                        history["seconds"][-1], history["test_acc"][-1]))
-        print(f"#   done: {description}: {history['test_acc'][-1]:.2%}", flush=True)
-
-    header = ("model", "parameters", "M MACs/image", "epochs", "wall time", "test accuracy")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for description, params, macs, epochs, seconds, accuracy in results:
-        print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | "
-              f"{seconds / 60:.1f} min | {accuracy:.2%} |")
+    if not args.speed_only:
+        results = [train_row(row, train, test, args.seed_epochs if row == "seed" else args.epochs, device)
+                   for row in args.rows]
+        header = ("model", "parameters", "M MACs/image", "epochs", "wall time", "test accuracy",
+                  "with flip TTA")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for description, params, macs, epochs, seconds, plain, mirrored in results:
+            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {seconds / 60:.1f} min | "
+                  f"{plain:.2%} | {'-' if mirrored is None else f'{mirrored:.2%}'} |")
+        times = {row: result[4] for row, result in zip(args.rows, results)}
+        if "cnn" in times and "stn" in times:
+            print(f"# STN-CNN / CNN wall time: {times['stn'] / times['cnn']:.2f}x")
+    if args.speed_steps:
+        speed_table(train, device, args.speed_steps)
 
 
 if __name__ == "__main__":

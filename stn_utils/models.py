@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .transforms import Affine, make_transform
+
 __all__ = [
     "LocalizationNet",
     "SpatialTransformer",
@@ -66,9 +68,11 @@ class LocalizationNet(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    """Localisation net -> theta (B, 2, 3) -> sampling grid -> bilinear sampling.
+    """Localisation net -> transform parameters -> sampling grid -> bilinear sampling.
 
-    The last layer starts at the identity transform (zero weights, bias = identity), so
+    The parameters are theta (B, 2, 3) for the default affine family, and a vector
+    (B, P) for the others of :mod:`stn_utils.transforms`. The last layer starts at the
+    identity transform (zero weights, bias = the family's identity parameters), so
     an untrained STN passes its input through and the classifier can learn from the
     first step; the localisation net then learns to move away from the identity only
     where that lowers the loss.
@@ -80,14 +84,18 @@ class SpatialTransformer(nn.Module):
             :class:`LocalizationNet`. Give ``features`` (F) if it has no ``.features``.
         padding_mode: what the sampler reads outside the input: ``"border"`` (default,
             see the module docstring), ``"zeros"`` or ``"reflection"``.
-        align_corners: passed to ``affine_grid`` and ``grid_sample``.
+        align_corners: passed to the grid and to ``grid_sample``.
+        transform: the family of warps: ``"affine"`` (default), ``"attention"``,
+            ``"projective"``, ``"tps"`` (a 4x4 thin-plate spline), or a family object such
+            as ``ThinPlateSpline(grid_size=3)``; see :func:`stn_utils.transforms.make_transform`.
 
     Shape:
         (B, C, H, W) -> (B, C, H_out, W_out)
     """
 
     def __init__(self, in_channels: int, *, output_size=None, localization: nn.Module | None = None,
-                 features: int | None = None, padding_mode: str = "border", align_corners: bool = False):
+                 features: int | None = None, padding_mode: str = "border", align_corners: bool = False,
+                 transform="affine"):
         super().__init__()
         if padding_mode not in ("zeros", "border", "reflection"):
             raise ValueError(f"padding_mode must be 'zeros', 'border' or 'reflection'; got {padding_mode!r}.")
@@ -99,30 +107,33 @@ class SpatialTransformer(nn.Module):
         features = features or getattr(self.localization, "features", None)
         if features is None:
             raise ValueError("pass `features`, the size of the custom localization net's output.")
-        self.to_theta = nn.Linear(features, 6)
+        # an nn.Module family (the thin-plate spline's buffers) becomes a submodule and moves with .to()
+        self.family = make_transform(transform)
+        self.to_theta = nn.Linear(features, self.family.num_params)
         self.reset_to_identity()
 
     def reset_to_identity(self) -> None:
         """Zero the last layer's weights and set its bias to the identity transform."""
         nn.init.zeros_(self.to_theta.weight)
         with torch.no_grad():
-            self.to_theta.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+            self.to_theta.bias.copy_(self.family.identity_params())
 
     def predict_theta(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> theta (B, 2, 3), mapping output to input coordinates."""
+        """(B, C, H, W) -> theta (B, 2, 3) mapping output to input coordinates; for a
+        non-affine family, its raw parameters (B, P) instead."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"SpatialTransformer expects input (B, {self.in_channels}, H, W); "
                              f"got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
             raise ValueError("SpatialTransformer got an empty batch (B = 0).")
-        return self.to_theta(self.localization(x)).reshape(-1, 2, 3)
+        params = self.to_theta(self.localization(x))
+        return params.reshape(-1, 2, 3) if isinstance(self.family, Affine) else params
 
     def transform(self, x: Tensor, theta: Tensor) -> Tensor:
-        """Warp ``x`` (B, C, H, W) with ``theta`` (B, 2, 3)."""
-        size = self.output_size or x.shape[-2:]
-        # affine_grid computes in the input's dtype; keep theta in it under autocast
-        grid = F.affine_grid(theta.to(x.dtype), (x.shape[0], x.shape[1], *size),
-                             align_corners=self.align_corners)
+        """Warp ``x`` (B, C, H, W) with ``theta`` (B, 2, 3), or (B, P) for other families."""
+        size = tuple(self.output_size or x.shape[-2:])
+        # the grid is computed in the input's dtype; keep theta in it under autocast
+        grid = self.family.grid(theta.flatten(1).to(x.dtype), size, align_corners=self.align_corners)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
                              align_corners=self.align_corners)
 
@@ -264,8 +275,8 @@ def _cifar(stn: bool, **stn_kwargs) -> Classifier:
     return Classifier(cifar_body(), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
 
 
-def _mnist(stn: bool, input_size: int = 28, **body_kwargs) -> Classifier:
-    transformer = SpatialTransformer(1) if stn else None
+def _mnist(transform, input_size: int = 28, **body_kwargs) -> Classifier:
+    transformer = SpatialTransformer(1, transform=transform) if transform is not None else None
     return Classifier(mnist_body(input_size=input_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
 
 
@@ -284,15 +295,19 @@ def _tutorial_mnist(normalize_first: bool = True, padding_mode: str = "zeros") -
 MODELS = {
     "cifar_cnn": lambda **kw: _cifar(False, **kw),
     "cifar_stn": lambda **kw: _cifar(True, **kw),
-    "mnist_cnn": lambda **kw: _mnist(False, **kw),
-    "mnist_stn": lambda **kw: _mnist(True, **kw),
+    "mnist_cnn": lambda **kw: _mnist(None, **kw),
+    "mnist_stn": lambda transform="affine", **kw: _mnist(transform, **kw),
     "tutorial_stn": _tutorial,
     "tutorial_mnist_stn": _tutorial_mnist,
 }
 
 
 def build_model(name: str, **kwargs) -> Classifier:
-    """Build one of :data:`MODELS` by name, e.g. ``build_model("cifar_stn")``."""
+    """Build one of :data:`MODELS` by name, e.g. ``build_model("cifar_stn")``.
+
+    ``cifar_stn`` passes its keyword arguments to the :class:`SpatialTransformer`, and
+    ``mnist_stn`` takes its transform family: ``build_model("mnist_stn", transform="tps")``.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
     return MODELS[name](**kwargs)

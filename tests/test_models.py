@@ -163,6 +163,72 @@ def test_reset_to_identity():
     assert torch.equal(stn.predict_theta(x), IDENTITY.expand(2, 2, 3))
 
 
+# --- transform families ---------------------------------------------------------------------
+
+FAMILIES = {"affine": 6, "attention": 3, "projective": 8, "tps": 32}
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("transform", sorted(FAMILIES))
+def test_stn_family_identity_at_init(transform, align_corners):
+    stn = SpatialTransformer(1, transform=transform, align_corners=align_corners, padding_mode="zeros")
+    assert stn.to_theta.out_features == FAMILIES[transform]
+    x = images(2, 1, 28, 28)
+    out, params = stn(x, return_theta=True)
+    assert torch.allclose(out, x, atol=1e-5)
+    expected = (2, 2, 3) if transform == "affine" else (2, FAMILIES[transform])
+    assert params.shape == expected  # predict_theta keeps theta's shape for affine only
+    assert torch.equal(params.flatten(1)[0], stn.family.identity_params())
+
+
+@pytest.mark.parametrize("transform", sorted(FAMILIES))
+def test_stn_family_gradients_reach_the_localization_net(transform):
+    stn = SpatialTransformer(3, transform=transform)
+    x = images(2)
+    F.mse_loss(stn(x), torch.roll(x, 1, dims=-1)).backward()
+    assert stn.to_theta.weight.grad.abs().sum() > 0  # at the identity start: the last layer learns
+    stn.zero_grad()
+    with torch.no_grad():
+        stn.to_theta.weight.normal_(0, 0.01)
+    F.mse_loss(stn(x), torch.roll(x, 1, dims=-1)).backward()
+    assert stn.localization.convs[0].weight.grad.abs().sum() > 0
+
+
+def test_stn_family_object_and_reset():
+    from stn_utils.transforms import ThinPlateSpline
+
+    stn = SpatialTransformer(3, transform=ThinPlateSpline(grid_size=3))
+    assert stn.to_theta.out_features == 18
+    assert set(stn.state_dict()) == set(SpatialTransformer(3).state_dict())  # checkpoints stay compatible
+    with torch.no_grad():
+        stn.to_theta.bias.normal_()
+    stn.reset_to_identity()
+    assert torch.equal(stn.to_theta.bias, ThinPlateSpline(grid_size=3).identity_params())
+    stn.double()  # the spline's buffers move with the module
+    assert stn.family.system_inverse.dtype == torch.float64
+    x = images(2).double()
+    assert torch.allclose(stn(x), x, atol=1e-5)
+    with pytest.raises(ValueError, match=r"unknown transform 'spline'; choose one of"):
+        SpatialTransformer(3, transform="spline")
+
+
+def test_stn_tps_follows_params():
+    stn = SpatialTransformer(1, transform="tps", padding_mode="zeros")
+    x = torch.zeros(1, 1, 8, 8)
+    x[..., 3, 5] = 1
+    shift = stn.family.identity_params()[None] + torch.tensor([0.25, 0.0]).repeat(16)  # every point reads 1 px right
+    out = stn.transform(x, shift)
+    assert out[0, 0, 3, 4] == pytest.approx(1.0, abs=1e-5) and out.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_build_model_with_transform():
+    model = build_model("mnist_stn", transform="tps", input_size=60)
+    assert model.stn.to_theta.out_features == 32
+    assert model(torch.rand(2, 1, 60, 60)).shape == (2, 10)
+    assert build_model("cifar_stn", transform="attention").stn.to_theta.out_features == 3
+    assert build_model("mnist_stn").stn.to_theta.out_features == 6
+
+
 # --- Normalize and Classifier ---------------------------------------------------------------
 
 def test_normalize():

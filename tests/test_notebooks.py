@@ -48,6 +48,17 @@ def test_first_code_cell_installs_stn_utils_from_the_one_repo_url(path):
     assert 'importlib.util.find_spec("stn_utils") is None' in first, "install only when missing"
 
 
+LOCAL_PATH = re.compile(r"""(["'])(/(work|root|home|Users|tmp|mnt)/|\.\./shared|[A-Za-z]:\\\\)""")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_uses_no_local_paths(path):
+    """On Colab nothing of this machine exists: data come from load_dataset (which
+    downloads when no folder is configured), files go to relative paths."""
+    found = [match.group(0) for cell in cells(path, "code") for match in LOCAL_PATH.finditer(source(cell))]
+    assert not found, f"local paths in code cells: {found}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_has_fast_mode_seed_summary_and_references(path):
     code = "\n".join(source(c) for c in cells(path, "code"))
