@@ -4,9 +4,13 @@ The notebooks import from here instead of repeating code. Modules, from the
 bottom up:
 
 - ``geometry``: theta matrices, affine grids and bilinear sampling by hand.
+- ``transforms``: the grid generators a transformer can use (affine, attention,
+  projective, thin-plate spline).
 - ``data``: CIFAR-10 and MNIST as in-memory uint8 tensors, and distortions.
+- ``distortions``: the STN paper's distorted-MNIST variants (R, RTS, P, E, cluttered).
 - ``models``: the ``SpatialTransformer`` module and the course's CNNs.
 - ``training``: seeding, device choice, fit / evaluate, checkpoints.
+- ``experiments``: the distorted-MNIST comparison (notebook 06 and its benchmark).
 - ``viz`` and ``widgets``: figures and ipywidgets sliders.
 """
 

@@ -8,6 +8,8 @@ tutorial's STN (normalised input, zero padding) learns to collapse.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -215,14 +217,13 @@ def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, down
     """The classic two-conv, two-linear CNN for grey digits.
 
     Args:
-        input_size: side of the square input (28 for MNIST, 60 for the paper's translated
-            and cluttered variants); must be divisible by 4, so the paper's 42-pixel
-            rotated variant needs 40 or 44.
+        input_size: side of the square input (28 for MNIST, 42 and 60 for the paper's
+            rotated-translated-scaled and cluttered variants); at least 8.
         downsample: ``"maxpool"`` (conv, then 2x2 max-pool) or ``"stride"`` (a stride-2
             conv, no pooling): notebook 01 compares how much shift each tolerates.
     """
-    if input_size % 4:
-        raise ValueError(f"input_size must be divisible by 4; got {input_size}.")
+    if input_size < 8:
+        raise ValueError(f"input_size must be at least 8 pixels; got {input_size}.")
     if downsample not in ("maxpool", "stride"):
         raise ValueError(f"downsample must be 'maxpool' or 'stride'; got {downsample!r}.")
     layers: list[nn.Module] = []
@@ -232,7 +233,8 @@ def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, down
         else:
             layers += [nn.Conv2d(in_channels, width, 5, stride=2, padding=2), nn.ReLU()]
         in_channels = width
-    side = input_size // 4
+    # a 2x2 max-pool floors odd sides, a stride-2 conv with padding 2 rounds them up
+    side = input_size // 4 if downsample == "maxpool" else math.ceil(math.ceil(input_size / 2) / 2)
     layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden), nn.ReLU(),
                nn.Linear(hidden, classes)]
     return nn.Sequential(*layers)
@@ -275,9 +277,18 @@ def _cifar(stn: bool, **stn_kwargs) -> Classifier:
     return Classifier(cifar_body(), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
 
 
-def _mnist(transform, input_size: int = 28, **body_kwargs) -> Classifier:
-    transformer = SpatialTransformer(1, transform=transform) if transform is not None else None
-    return Classifier(mnist_body(input_size=input_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
+def _mnist(transform, input_size: int = 28, output_size: int | None = None, localization_size: int = 16,
+           **body_kwargs) -> Classifier:
+    """``output_size``: side of the STN's output, which the classifier sees; smaller than
+    the input, the STN crops and downsamples (the paper's cluttered-MNIST set-up), which
+    also makes the classifier cheaper. ``localization_size``: side the localisation net
+    averages its input down to."""
+    if transform is None:
+        return Classifier(mnist_body(input_size=input_size, **body_kwargs), MNIST_MEAN, MNIST_STD)
+    output_size = output_size or input_size
+    transformer = SpatialTransformer(1, transform=transform, output_size=(output_size, output_size),
+                                     localization=LocalizationNet(1, input_size=localization_size))
+    return Classifier(mnist_body(input_size=output_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
 
 
 def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:

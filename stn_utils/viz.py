@@ -20,7 +20,7 @@ from torchvision.utils import make_grid
 from . import geometry
 
 __all__ = ["to_display", "show_images", "plot_before_after", "grid_overlay_coords", "fit_overlay_view",
-           "plot_grid_overlay", "plot_history", "plot_theta_distribution", "plot_curves"]
+           "plot_grid_overlay", "plot_history", "plot_theta_distribution", "plot_curves", "save_gif"]
 
 
 def _as_batch(images, name: str = "images") -> Tensor:
@@ -247,3 +247,41 @@ def plot_curves(x, curves, *, xlabel, ylabel="accuracy (%)", title=None, ax=None
         ax.plot(x, ys, marker="o", ms=3, label=name)
     _finish(ax, xlabel, ylabel, title)
     return ax
+
+
+def save_gif(frames, path, *, nrow: int = 8, duration_ms: int = 150, scale: int = 3):
+    """Write an animated GIF, one frame per image batch, e.g. an STN's output during training.
+
+    Args:
+        frames: a sequence of batches ``(B, C, H, W)`` in [0, 1], all of the same shape;
+            each becomes one ``make_grid`` frame.
+        path: the ``.gif`` file to write (its folder is created).
+        duration_ms: how long each frame shows; the last one shows three times as long.
+        scale: pixel repetition, so that 28x28 digits are big enough to see.
+
+    Returns:
+        the path written, as a ``pathlib.Path``.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("frames is empty; give at least one batch of images.")
+    shapes = {tuple(_as_batch(frame, "frame").shape) for frame in frames}
+    if len(shapes) > 1:
+        raise ValueError(f"every frame must have the same shape; got {sorted(shapes)}.")
+    if not (isinstance(scale, int) and scale >= 1) or duration_ms < 1:
+        raise ValueError(f"scale must be a whole number >= 1 and duration_ms >= 1; got {scale}, {duration_ms}.")
+    pictures = []
+    for frame in frames:
+        grid = make_grid(_as_batch(frame, "frame").float().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+        array = (grid.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        array = array.repeat(scale, axis=0).repeat(scale, axis=1)
+        pictures.append(Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durations = [duration_ms] * (len(pictures) - 1) + [3 * duration_ms]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    return path

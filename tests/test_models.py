@@ -302,9 +302,23 @@ def test_mnist_body_stride_downsampling():
     assert mnist_body(in_channels=3, classes=5, widths=(4, 8), hidden=16)(torch.randn(1, 3, 28, 28)).shape == (1, 5)
 
 
+@pytest.mark.parametrize("size", [8, 28, 30, 42, 60])
+@pytest.mark.parametrize("downsample", ["maxpool", "stride"])
+def test_mnist_body_takes_any_input_size(size, downsample):
+    assert mnist_body(input_size=size, downsample=downsample)(torch.randn(2, 1, size, size)).shape == (2, 10)
+
+
+def test_mnist_stn_samples_a_smaller_window_for_its_classifier():
+    model = build_model("mnist_stn", transform="tps", input_size=60, output_size=28, localization_size=32)
+    x = torch.rand(3, 1, 60, 60)
+    assert model.stn(x).shape == (3, 1, 28, 28)
+    assert model(x).shape == (3, 10)
+    assert model.stn.localization.input_size == 32
+
+
 def test_mnist_body_errors():
-    for bad in (42, 30):
-        with pytest.raises(ValueError, match=f"input_size must be divisible by 4; got {bad}"):
+    for bad in (7, 0):
+        with pytest.raises(ValueError, match=f"input_size must be at least 8 pixels; got {bad}"):
             mnist_body(input_size=bad)
     with pytest.raises(ValueError, match="downsample must be 'maxpool' or 'stride'; got 'avgpool'"):
         mnist_body(downsample="avgpool")

@@ -436,3 +436,33 @@ def test_fit_stn_lr_scale_sets_the_spatial_transformers_step():
     assert not all(torch.equal(a, b) for a, b in zip(body_before, model.body.parameters()))
     fit(model, train, epochs=2, batch_size=8, lr=0.1, stn_lr_scale=1.0, device="cpu", progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(stn_before, model.stn.parameters()))
+
+
+class SizeRecorder(nn.Module):
+    """Global average pool + linear layer that records the side of every input it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(1, 2)
+        self.seen = {"train": [], "eval": []}
+
+    def forward(self, x):
+        self.seen["train" if self.training else "eval"].append(x.shape[-1])
+        return self.linear(x.mean(dim=(1, 2, 3))[:, None])
+
+
+def test_fit_progressive_sizes_resize_training_images_per_run_of_epochs():
+    data = bright_dark(n=16, size=16)
+    model = SizeRecorder()
+    steps = []
+    fit(model, data, data, epochs=6, batch_size=8, progressive_sizes=(8, 12, 16), progress=False,
+        on_step=steps.append)
+    # 6 epochs in 3 equal runs, 2 steps per epoch
+    assert model.seen["train"] == [8] * 4 + [12] * 4 + [16] * 4
+    assert set(model.seen["eval"]) == {16}, "evaluation must stay at full size"
+    assert steps == list(range(1, 13))
+
+
+def test_fit_progressive_sizes_errors():
+    with pytest.raises(ValueError, match=r"progressive_sizes must be whole numbers of pixels >= 1.*got \(16, 0\)"):
+        fit(SizeRecorder(), bright_dark(n=8), epochs=1, progressive_sizes=(16, 0), progress=False)

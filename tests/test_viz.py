@@ -263,3 +263,25 @@ def test_plot_curves():
     with pytest.raises(ValueError, match="3 values but x has 4"):
         viz.plot_curves(angles, {"bad": [1, 2, 3]}, xlabel="x")
     assert math.isclose(ax.lines[0].get_ydata()[-1], 40)
+
+
+def test_save_gif_writes_every_frame(tmp_path):
+    from PIL import Image
+
+    frames = [torch.full((3, 1, 4, 4), value) for value in (0.0, 0.5, 1.0)]
+    path = viz.save_gif(frames, tmp_path / "sub" / "anim.gif", nrow=3, scale=2)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+        # 3 images of 4 px with 2 px gaps (and borders), repeated twice
+        assert gif.size == (2 * (3 * 4 + 4 * 2), 2 * (4 + 2 * 2))
+        gif.seek(1)
+        assert gif.convert("L").getpixel((2 * 2 + 1, 2 * 2 + 1)) in (127, 128)
+
+
+def test_save_gif_errors(tmp_path):
+    with pytest.raises(ValueError, match="frames is empty"):
+        viz.save_gif([], tmp_path / "a.gif")
+    with pytest.raises(ValueError, match="same shape"):
+        viz.save_gif([torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 5, 5)], tmp_path / "a.gif")
+    with pytest.raises(ValueError, match="scale must be a whole number"):
+        viz.save_gif([torch.zeros(2, 1, 4, 4)], tmp_path / "a.gif", scale=0)
