@@ -8,8 +8,9 @@
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
     (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
     zero padding).
-(b) "cnn" and (c) "stn": the course's models with ``CIFAR10_RECIPE`` for
-    ``CIFAR10_EPOCHS`` epochs, as notebook 05 uses.
+(b) "cnn" and (c) "stn": the course's models with ``CIFAR10_FAST_RECIPE`` (notebook
+    05's ``CIFAR10_RECIPE`` plus progressive resizing, 16 -> 24 -> 32 px) for
+    ``CIFAR10_EPOCHS`` epochs.
 
 All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR`` /
 ``STN_DATA_SOURCE`` apply) on the same machine in one run. "wall time" is training plus
@@ -31,13 +32,14 @@ import torch.nn.functional as F
 
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import build_model, count_macs, count_parameters
-from stn_utils.training import CIFAR10_EPOCHS, CIFAR10_RECIPE, evaluate, fit, pick_device, seed_everything
+from stn_utils.training import (CIFAR10_EPOCHS, CIFAR10_FAST_RECIPE, CIFAR10_RECIPE, evaluate, fit, pick_device,
+                                seed_everything)
 
 SEED_RECIPE = dict(batch_size=64, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant")
 ROWS = {
     "seed": ("tutorial_stn", SEED_RECIPE, "the seed: tutorial STN net, SGD 0.01, batch 64"),
-    "cnn": ("cifar_cnn", CIFAR10_RECIPE, "course CNN, CIFAR10_RECIPE"),
-    "stn": ("cifar_stn", CIFAR10_RECIPE, "course STN-CNN, CIFAR10_RECIPE"),
+    "cnn": ("cifar_cnn", CIFAR10_FAST_RECIPE, "course CNN, CIFAR10_FAST_RECIPE"),
+    "stn": ("cifar_stn", CIFAR10_FAST_RECIPE, "course STN-CNN, CIFAR10_FAST_RECIPE"),
 }
 
 

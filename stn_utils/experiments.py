@@ -33,10 +33,11 @@ PAPER_ERRORS = {
     ("cluttered", "affine"): 1.7,
 }
 
-# SGD with Nesterov momentum and a one-cycle schedule, as for CIFAR-10; the STN learns at
-# a third of the rate, which kept its early steps from throwing the digits off the canvas.
+# SGD with Nesterov momentum and a one-cycle schedule, as for CIFAR-10, and as there the
+# STN learns at a tenth of the rate: at a third, the cluttered-MNIST transformer swung off
+# the digit at the peak learning rate and never came back (88.6 % test error in one run).
 MNIST_RECIPE = dict(batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
-                    stn_lr_scale=0.3)
+                    stn_lr_scale=0.1)
 
 # The ST-CNN's classifier sees a 28x28 window whatever the canvas, so it is as cheap as
 # on plain MNIST; its localisation net looks at the canvas averaged down to this side.
