@@ -20,16 +20,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import ImageDataset, to_float
+from .models import PatchWhitening, fit_whitening
 
 __all__ = [
     "CIFAR10_RECIPE",
-    "CIFAR10_FAST_RECIPE",
     "CIFAR10_EPOCHS",
     "cifar10_augment",
     "seed_everything",
     "pick_device",
     "batches",
     "evaluate",
+    "tta_logits",
+    "shift_one_pixel",
     "accuracy_curve",
     "fit",
     "save_checkpoint",
@@ -46,13 +48,16 @@ def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) ->
 
 
 # The recipe notebook 05 and benchmarks/cifar10.py train with: keyword arguments of fit().
+# For CIFAR10_EPOCHS epochs the STN-CNN's training and its final test take about 13 minutes
+# on 2 CPU cores (benchmarks/cifar10.py measures it; the README quotes the run).
 CIFAR10_RECIPE = dict(batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
-                      schedule="onecycle", stn_lr_scale=0.1, augment=cifar10_augment, channels_last=True, flip_tta=True)
-# The 15-minute variant that benchmarks/cifar10.py measures: the same recipe with
-# progressive resizing, for CIFAR10_EPOCHS epochs (the STN-CNN's training and final test fit
-# in 15 minutes on 2 CPU cores). Notebook 05's stored run still uses CIFAR10_RECIPE for 4 epochs.
-CIFAR10_FAST_RECIPE = dict(CIFAR10_RECIPE, progressive_sizes=(16, 24, 32))
-CIFAR10_EPOCHS = 11
+                      schedule="onecycle", stn_lr_scale=0.1, augment=cifar10_augment,
+                      progressive_sizes=(16, 24, 32), channels_last=True, flip_tta=True, translate_tta=True)
+CIFAR10_EPOCHS = 20
+
+
+# training images that fit() shows a model's PatchWhitening stem (about 1.9 M patches at 32x32)
+WHITENING_SAMPLE = 2000
 
 
 class CheckpointError(RuntimeError):
@@ -118,14 +123,41 @@ def _prepare(images: Tensor, channels_last: bool) -> Tensor:
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
+def shift_one_pixel(images: Tensor, step: int) -> Tensor:
+    """Move the content of (B, C, H, W) ``images`` by ``step`` (+1 or -1) pixels down and
+    right, filling the uncovered edge by reflection."""
+    if step not in (1, -1):
+        raise ValueError(f"step must be +1 or -1 pixel; got {step!r}.")
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    return padded[..., 1 - step:1 - step + height, 1 - step:1 - step + width]
+
+
+def tta_logits(model: nn.Module, images: Tensor, *, flip: bool = False, translate: bool = False) -> Tensor:
+    """Logits of ``model`` averaged over test-time views of ``images`` (B, C, H, W).
+
+    ``flip`` adds each image's mirror image. ``translate`` adds every view moved one pixel
+    up-left and one down-right (:func:`shift_one_pixel`); the unmoved views keep half the
+    weight, as in airbench (arXiv 2404.00498). Returns float32 (B, classes).
+    """
+    views = [images, images.flip(3)] if flip else [images]
+    logits = sum(model(view).float() for view in views) / len(views)
+    if translate:
+        moved = [model(shift_one_pixel(view, step)).float() for view in views for step in (1, -1)]
+        logits = (logits + sum(moved) / len(moved)) / 2
+    return logits
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageDataset, *, batch_size: int = 500, device=None,
-             flip_tta: bool = False, channels_last: bool = False) -> dict:
+             flip_tta: bool = False, translate_tta: bool = False, channels_last: bool = False) -> dict:
     """Mean cross-entropy and accuracy of ``model`` on ``data``.
 
     Args:
         flip_tta: average the logits of each image and its mirror image (test-time
             augmentation; only sensible where mirroring keeps the label, as on CIFAR-10).
+        translate_tta: also average over one-pixel shifts (see :func:`tta_logits`); with
+            ``flip_tta`` that is six forward passes per image.
 
     Returns:
         ``{"loss": float, "accuracy": float}`` with accuracy as a fraction.
@@ -135,10 +167,7 @@ def evaluate(model: nn.Module, data: ImageDataset, *, batch_size: int = 500, dev
     model.eval()
     total_loss, correct = 0.0, 0
     for images, labels in batches(data, batch_size, device=device):
-        images = _prepare(images, channels_last)
-        logits = model(images).float()
-        if flip_tta:
-            logits = (logits + model(images.flip(3)).float()) / 2
+        logits = tta_logits(model, _prepare(images, channels_last), flip=flip_tta, translate=translate_tta)
         total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
     model.train(was_training)
@@ -164,7 +193,8 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
         label_smoothing: float = 0.0, schedule: str = "onecycle", stn_lr_scale: float = 1.0,
         augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-        progressive_sizes: Sequence[int] = (), seed: int = 0, device=None, channels_last: bool = False, flip_tta: bool = False,
+        progressive_sizes: Sequence[int] = (), seed: int = 0, device=None, channels_last: bool = False,
+        flip_tta: bool = False, translate_tta: bool = False,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         on_step: Callable[[int], None] | None = None, progress: bool = True) -> dict:
     """Train ``model`` with SGD (Nesterov momentum) and return its per-epoch history.
@@ -187,9 +217,14 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
             :func:`seed_everything` before building the model for a fully seeded run.
         checkpoint: file to write after every epoch (atomically). With ``resume=True``
             training continues from it when it exists.
-        flip_tta: evaluate with mirror test-time augmentation.
+        flip_tta, translate_tta: evaluate with mirror and one-pixel-shift test-time
+            augmentation (see :func:`evaluate`).
         on_step: called as ``on_step(step)`` after every optimiser step (``step`` counts
             from 1 over the whole run), e.g. to record what the STN does as it learns.
+
+    A :class:`~stn_utils.models.PatchWhitening` stem that is not fitted yet is fitted
+    first, to ``WHITENING_SAMPLE`` training images drawn with ``seed`` (a resumed run
+    restores the fitted one from the checkpoint).
 
     Under ``torch.distributed`` (a process group initialised, as ``python -m stn_utils.train``
     does under ``torchrun``), every process calls ``fit`` alike: the model is wrapped in
@@ -217,7 +252,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
     stn = getattr(model, "stn", None)
     stn_ids = {id(p) for p in stn.parameters()} if stn is not None else set()
     groups = {}
-    for parameter in model.parameters():
+    for parameter in (p for p in model.parameters() if p.requires_grad):
         # no weight decay on biases and norm scales; a smaller step for the STN, whose
         # zero-initialised theta head otherwise swings the whole image in early steps
         in_stn, decays = id(parameter) in stn_ids, parameter.ndim > 1
@@ -245,6 +280,9 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         history, start_epoch = state["history"], state["epoch"]
         generator.set_state(state["generator"])
         elapsed = history["seconds"][-1] if history["seconds"] else 0.0
+    if any(isinstance(m, PatchWhitening) and not m.fitted for m in model.modules()):
+        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:WHITENING_SAMPLE]
+        fit_whitening(model, to_float(train.images[sample]).to(device))
     net = model  # what trains; ``model`` itself is evaluated and saved
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -285,7 +323,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None,
         if world_size > 1:
             totals = _sum_over_ranks(torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device))
             loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
-        scores = evaluate(model, test, device=device, flip_tta=flip_tta,
+        scores = evaluate(model, test, device=device, flip_tta=flip_tta, translate_tta=translate_tta,
                           channels_last=channels_last) if test is not None and rank == 0 else None
         if world_size > 1:  # rank 0's scores (and its time) for every process
             shared = [scores, elapsed]

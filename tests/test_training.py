@@ -466,3 +466,54 @@ def test_fit_progressive_sizes_resize_training_images_per_run_of_epochs():
 def test_fit_progressive_sizes_errors():
     with pytest.raises(ValueError, match=r"progressive_sizes must be whole numbers of pixels >= 1.*got \(16, 0\)"):
         fit(SizeRecorder(), bright_dark(n=8), epochs=1, progressive_sizes=(16, 0), progress=False)
+
+
+# --- test-time augmentation and the whitening stem ------------------------------------------
+
+def test_shift_one_pixel_moves_content_and_reflects_the_edge():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    down_right = training_module.shift_one_pixel(x, 1)
+    assert torch.equal(down_right[0, 0, 1:, 1:], x[0, 0, :3, :3])
+    assert torch.equal(down_right[0, 0, 0, 1:], x[0, 0, 1, :3])  # the top row is reflected
+    up_left = training_module.shift_one_pixel(x, -1)
+    assert torch.equal(up_left[0, 0, :3, :3], x[0, 0, 1:, 1:])
+    with pytest.raises(ValueError, match=r"step must be \+1 or -1"):
+        training_module.shift_one_pixel(x, 2)
+
+
+def test_tta_logits_weights_the_views():
+    class FirstPixel(nn.Module):  # the logit is the top-left pixel: each view gives a known value
+        def forward(self, x):
+            return x[:, :, 0, 0].flatten(1)
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    model = FirstPixel()
+    assert training_module.tta_logits(model, x).item() == 0.0
+    assert training_module.tta_logits(model, x, flip=True).item() == (0 + 3) / 2
+    # unmoved views: 0 and 3 (mirror); moved down-right: 5 (reflected corner) and 6; up-left: 5 and 6
+    moved = (5 + 6 + 5 + 6) / 4
+    assert training_module.tta_logits(model, x, flip=True, translate=True).item() == pytest.approx((1.5 + moved) / 2)
+    assert training_module.tta_logits(model, x, translate=True).item() == pytest.approx((0 + (5 + 5) / 2) / 2)
+
+
+def test_evaluate_translate_tta_changes_the_score_of_a_position_sensitive_model():
+    model, data = LeftRight(), left_right_data()
+    plain = evaluate(model, data)
+    moved = evaluate(model, data, translate_tta=True)
+    assert moved["loss"] != pytest.approx(plain["loss"])
+
+
+def test_fit_fits_the_whitening_stem_once(tmp_path):
+    from stn_utils.models import PatchWhitening
+    torch.manual_seed(0)
+    model = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    train = bright_dark(64)
+    fit(model, train, epochs=1, checkpoint=tmp_path / "ckpt.pt", **FIT)
+    stem = model[0]
+    assert bool(stem.fitted) and not torch.equal(stem.conv.weight, torch.zeros_like(stem.conv.weight))
+    fitted = stem.conv.weight.clone()
+    fit(model, train, epochs=1, seed=5, **FIT)  # more training keeps the stem the later layers learned on
+    assert torch.equal(stem.conv.weight, fitted)
+    restored = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    load_checkpoint(tmp_path / "ckpt.pt", restored)
+    assert bool(restored[0].fitted) and torch.equal(restored[0].conv.weight, fitted)
