@@ -9,6 +9,8 @@ def test_stn_share_accepts_the_measured_fraction_only(capsys):
     share = count_macs(model.stn, (3, 32, 32)) / count_macs(model, (3, 32, 32))
     assert ex.check_stn_share(share)
     assert not ex.check_stn_share(share + 0.05)
+    assert not ex.check_stn_share(0.0)
+    assert not ex.check_stn_share(1.2 * share)
     assert not ex.check_stn_share(100 * share)
     assert not ex.check_stn_share("a lot")
     assert not ex.check_stn_share(None)
