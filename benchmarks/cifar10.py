@@ -1,7 +1,7 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                 # the full comparison (about an hour on 2 CPU cores)
-    python benchmarks/cifar10.py --rows stn cnn  # the course's two models only (about 26 min)
+    python benchmarks/cifar10.py                 # the full comparison (well over an hour on 2 CPU cores)
+    python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 32 min)
     python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
     python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
 
@@ -57,7 +57,8 @@ def train_row(row: str, train, test, epochs: int, device) -> tuple:
     channels_last = recipe.get("channels_last", False)
     tta = dict(flip_tta=recipe.get("flip_tta", False), translate_tta=recipe.get("translate_tta", False))
     started = time.perf_counter()
-    fit(model, train, None, epochs=epochs, device=device, seed=0, progress=False, **recipe)
+    # the per-epoch progress bar goes to stderr: a long run shows how far it got
+    fit(model, train, None, epochs=epochs, device=device, seed=0, progress=True, **recipe)
     headline = evaluate(model, test, device=device, channels_last=channels_last, **tta)["accuracy"]
     wall = time.perf_counter() - started
     accuracies = {}

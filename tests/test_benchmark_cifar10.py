@@ -1,0 +1,40 @@
+"""benchmarks/cifar10.py: its table on a tiny fake CIFAR-10 (no data set, a few seconds)."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from stn_utils.data import ImageDataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("cifar10_benchmark", REPO / "benchmarks" / "cifar10.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_cifar(name, split, **kwargs):
+    generator = torch.Generator().manual_seed(0 if split == "train" else 1)
+    count = 64 if split == "train" else 20
+    images = torch.randint(0, 256, (count, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    return ImageDataset(images, torch.arange(count) % 10, tuple(str(i) for i in range(10)))
+
+
+def test_table_has_a_row_per_model_and_tta_columns_only_where_the_recipe_uses_them(monkeypatch, capsys):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    benchmark.main(["--rows", "seed", "cnn", "stn", "--epochs", "1", "--seed-epochs", "1", "--speed-steps", "0"])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("| model"))
+    assert header.endswith("| test accuracy | with flip TTA | with flip + shift TTA |")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in lines if line.startswith("| ") and "%" in line}
+    seed, cnn, stn = (next(cells for name, cells in rows.items() if key in name)
+                      for key in ("the seed", "course CNN", "course STN-CNN"))
+    assert seed[-3:] != ["-", "-", "- |"] and seed[-2:] == ["-", "- |"]  # the seed recipe has no TTA
+    for cells in (cnn, stn):
+        assert all(cell.rstrip(" |").endswith("%") for cell in cells[-3:])
+    assert any(line.startswith("# STN-CNN / CNN wall time:") for line in lines)
