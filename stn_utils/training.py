@@ -48,8 +48,9 @@ def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) ->
 
 
 # The recipe notebook 05 and benchmarks/cifar10.py train with: keyword arguments of fit().
-# For CIFAR10_EPOCHS epochs the STN-CNN's training and its final test take about 13 minutes
-# on 2 CPU cores (benchmarks/cifar10.py measures it; the README quotes the run).
+# For CIFAR10_EPOCHS epochs the STN-CNN's training and its final test took 16.5 minutes on
+# 2 CPU cores in the run the README quotes (benchmarks/cifar10.py), and 22 epochs took 14.1
+# in an earlier hour: that machine's speed drifts by about 20 %.
 CIFAR10_RECIPE = dict(batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
                       schedule="onecycle", stn_lr_scale=0.1, augment=cifar10_augment,
                       progressive_sizes=(16, 24, 32), channels_last=True, flip_tta=True, translate_tta=True)
