@@ -4,6 +4,8 @@
     python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 32 min)
     python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
     python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
+    python benchmarks/cifar10.py --rows cnn --set progressive_sizes=16,24,32 --widths 32,64,128
+                                                 # one choice changed: what did it buy?
 
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
     (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
@@ -25,15 +27,19 @@ choices that change speed but not the maths: channels-last memory and bf16 autoc
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
+from stn_utils import training
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import build_model, count_macs, count_parameters
-from stn_utils.training import (CIFAR10_EPOCHS, CIFAR10_RECIPE, evaluate, fit, pick_device,
+from stn_utils.models import CIFAR_WIDTHS
+from stn_utils.training import (CIFAR10_EPOCHS, CIFAR10_RECIPE, autocast_dtype, evaluate, fit, pick_device,
                                 seed_everything)
 
 # accuracy columns: which test-time views each averages
@@ -48,63 +54,111 @@ ROWS = {
 }
 
 
-def train_row(row: str, train, test, epochs: int, device) -> tuple:
+def parse_overrides(pairs) -> dict:
+    """``["lr=0.2", "progressive_sizes=16,24,32", "precision=fp32"]`` -> keyword arguments of fit()."""
+    allowed = set(inspect.signature(training.fit).parameters) - {"model", "train", "test", "epochs", "device", "seed",
+                                                        "checkpoint", "resume", "on_step", "progress"}
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in allowed:
+            raise ValueError(f"--set takes KEY=VALUE with KEY one of {sorted(allowed)}; got {pair!r}.")
+        try:
+            value = ast.literal_eval(text)  # numbers, True/False/None, tuples such as 16,24,32
+        except (ValueError, SyntaxError):
+            value = text  # a plain word such as fp32
+        overrides[key] = () if key == "progressive_sizes" and value in (None, "none") else value
+    return overrides
+
+
+def train_row(row: str, train, test, epochs: int, device, overrides=None, widths=None) -> tuple:
     """Train one row; the wall time covers training and the test the headline accuracy
-    needs (with the recipe's test-time augmentation), the other columns are computed after."""
+    needs (with the recipe's test-time augmentation), the other columns are computed after.
+
+    ``overrides`` (keyword arguments of fit) and ``widths`` (the body's) change the course's
+    rows only; the seed row is always the seed's."""
     name, recipe, description = ROWS[row]
+    model_kwargs = {}
+    if row != "seed":
+        recipe = {**recipe, **(overrides or {})}
+        changes = [f"{key}={value}" for key, value in (overrides or {}).items()]
+        if widths and tuple(widths) != CIFAR_WIDTHS:
+            model_kwargs["widths"] = tuple(widths)
+            changes.append(f"widths={','.join(map(str, widths))}")
+        if changes:
+            description += f" with {' '.join(changes)}"
     seed_everything(0)
-    model = build_model(name)
-    channels_last = recipe.get("channels_last", False)
+    model = build_model(name, **model_kwargs)
+    evaluation = dict(channels_last=recipe.get("channels_last", False), precision=recipe.get("precision", "fp32"))
     tta = dict(flip_tta=recipe.get("flip_tta", False), translate_tta=recipe.get("translate_tta", False))
     started = time.perf_counter()
     # the per-epoch progress bar goes to stderr: a long run shows how far it got
     fit(model, train, None, epochs=epochs, device=device, seed=0, progress=True, **recipe)
-    headline = evaluate(model, test, device=device, channels_last=channels_last, **tta)["accuracy"]
+    headline = evaluate(model, test, device=device, **evaluation, **tta)["accuracy"]
     wall = time.perf_counter() - started
     accuracies = {}
     for column, flags in TTA_COLUMNS.items():
         if all(recipe.get(flag, False) for flag in flags):  # only the views the recipe uses
-            accuracies[column] = evaluate(model, test, device=device, channels_last=channels_last,
+            accuracies[column] = evaluate(model, test, device=device, **evaluation,
                                           **{flag: True for flag in flags})["accuracy"]
     accuracies[TTA_NAMES[tuple(flag for flag, on in tta.items() if on)]] = headline
-    return (description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs, wall, accuracies)
+    precision = "bf16" if autocast_dtype(evaluation["precision"], device) else "fp32"
+    return (description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs, precision, wall,
+            accuracies)
 
 
-def images_per_second(name: str, images: torch.Tensor, labels: torch.Tensor, *, channels_last: bool,
-                      bf16: bool, steps: int, device) -> float:
-    """Training steps per second times the batch size, timed after two warm-up steps."""
-    seed_everything(0)
-    model = build_model(name).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    for step in range(steps + 2):
-        if step == 2:
-            started = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return steps * len(labels) / (time.perf_counter() - started)
+class TrainingStep:
+    """One model in one set-up (memory format, precision), ready to time training steps."""
+
+    def __init__(self, name: str, images: torch.Tensor, labels: torch.Tensor, *, channels_last: bool,
+                 bf16: bool, widths, device):
+        seed_everything(0)
+        self.model = build_model(name, **({"widths": tuple(widths)} if widths else {})).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
+        self.images, self.labels, self.bf16, self.device = images, labels, bf16, device
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+
+    def images_per_second(self, steps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss = F.cross_entropy(self.model(self.images), self.labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return steps * len(self.labels) / (time.perf_counter() - started)
 
 
-def speed_table(train, device, steps: int) -> None:
+def speed_table(train, device, steps: int, widths=None, rounds: int = 3) -> None:
+    """Training throughput of each set-up: the best of ``rounds`` timings of ``steps`` steps,
+    the set-ups taking turns, so that a slow spell of a shared machine hits them alike."""
     batch = CIFAR10_RECIPE["batch_size"]
     images, labels = to_float(train.images[:batch]).to(device), train.labels[:batch].to(device)
-    print(f"\n# training throughput, batch {batch}, {steps} timed steps ({max(2, steps // 4)} for bf16)")
+    # bf16 without hardware support is emulated and several times slower: time fewer steps
+    bf16_steps = steps if autocast_dtype("auto", device) else max(1, steps // 4)
+    setups = [(name, channels_last, bf16) for name in ("cifar_cnn", "cifar_stn")
+              for channels_last, bf16 in ((False, False), (True, False), (False, True), (True, True))]
+    runners = {setup: TrainingStep(setup[0], images, labels, channels_last=setup[1], bf16=setup[2],
+                                   widths=widths, device=device) for setup in setups}
+    for runner in runners.values():
+        runner.images_per_second(2)  # warm-up: oneDNN builds its kernels on the first steps
+    best = dict.fromkeys(setups, 0.0)
+    for _ in range(rounds):
+        for setup, runner in runners.items():
+            best[setup] = max(best[setup], runner.images_per_second(bf16_steps if setup[2] else steps))
+    print(f"\n# training throughput, batch {batch}: best of {rounds} rounds of {steps} steps "
+          f"({bf16_steps} with bf16), the set-ups taking turns")
     print("| model | memory format | precision | images/s | vs fp32 NCHW |")
     print("|---|---|---|---|---|")
-    for name in ("cifar_cnn", "cifar_stn"):
-        baseline = None
-        for channels_last, bf16 in ((False, False), (True, False), (False, True), (True, True)):
-            # bf16 without native support is emulated and about 10x slower: time fewer steps
-            speed = images_per_second(name, images, labels, channels_last=channels_last, bf16=bf16,
-                                      steps=max(2, steps // 4) if bf16 else steps, device=device)
-            baseline = baseline or speed
-            print(f"| {name} | {'channels-last' if channels_last else 'NCHW'} | "
-                  f"{'bf16 autocast' if bf16 else 'fp32'} | {speed:.0f} | {speed / baseline:.2f}x |", flush=True)
+    for name, channels_last, bf16 in setups:
+        speed = best[(name, channels_last, bf16)]
+        print(f"| {name} | {'channels-last' if channels_last else 'NCHW'} | {'bf16 autocast' if bf16 else 'fp32'} "
+              f"| {speed:.0f} | {speed / best[(name, False, False)]:.2f}x |", flush=True)
+    print(f"# STN-CNN / CNN step time, channels-last bf16: "
+          f"{best[('cifar_cnn', True, True)] / best[('cifar_stn', True, True)]:.2f}x; "
+          f"fp32: {best[('cifar_cnn', True, False)] / best[('cifar_stn', True, False)]:.2f}x")
 
 
 def main(argv=None) -> None:
@@ -114,10 +168,21 @@ def main(argv=None) -> None:
     parser.add_argument("--seed-epochs", type=int, default=20, help="epochs for the seed row")
     parser.add_argument("--train-subset", type=int, default=None, help="train on this many images")
     parser.add_argument("--test-subset", type=int, default=None, help="test on this many images")
-    parser.add_argument("--speed-steps", type=int, default=8, help="timed steps per throughput row (0: skip)")
+    parser.add_argument("--speed-steps", type=int, default=8, help="timed steps per throughput row and round (0: skip)")
     parser.add_argument("--speed-only", action="store_true", help="print only the throughput table")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="change CIFAR10_RECIPE for the course's rows, e.g. --set lr=0.2 precision=fp32 "
+                             "progressive_sizes=16,24,32 (none: off)")
+    parser.add_argument("--widths", default=None, help="the course body's stage widths, e.g. 32,64,128")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.overrides)
+        widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
+    except ValueError as error:
+        parser.error(str(error))
+    if widths is not None and (len(widths) != 3 or min(widths) < 1):
+        parser.error(f"--widths takes three positive channel counts, e.g. 32,64,128; got {args.widths}")
     if args.epochs < 1 or args.seed_epochs < 1:
         parser.error("--epochs and --seed-epochs must be at least 1")
     if args.speed_steps < 0:
@@ -134,21 +199,21 @@ def main(argv=None) -> None:
 
     if not args.speed_only:
         # each row is printed as soon as it is measured, so a long run interrupted late keeps its rows
-        header = ("model", "parameters", "M MACs/image", "epochs", "wall time", *TTA_COLUMNS)
+        header = ("model", "parameters", "M MACs/image", "epochs", "precision", "wall time", *TTA_COLUMNS)
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header), flush=True)
         times = {}
         for row in args.rows:
-            description, params, macs, epochs, seconds, accuracies = train_row(
-                row, train, test, args.seed_epochs if row == "seed" else args.epochs, device)
+            description, params, macs, epochs, precision, seconds, accuracies = train_row(
+                row, train, test, args.seed_epochs if row == "seed" else args.epochs, device, overrides, widths)
             times[row] = seconds
             cells = [f"{accuracies[column]:.2%}" if column in accuracies else "-" for column in TTA_COLUMNS]
-            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {seconds / 60:.1f} min | "
+            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {precision} | {seconds / 60:.1f} min | "
                   + " | ".join(cells) + " |", flush=True)
         if "cnn" in times and "stn" in times:
             print(f"# STN-CNN / CNN wall time: {times['stn'] / times['cnn']:.2f}x")
     if args.speed_steps:
-        speed_table(train, device, args.speed_steps)
+        speed_table(train, device, args.speed_steps, widths)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from stn_utils.data import ImageDataset
@@ -38,3 +39,38 @@ def test_table_has_a_row_per_model_and_tta_columns_only_where_the_recipe_uses_th
     for cells in (cnn, stn):
         assert all(cell.rstrip(" |").endswith("%") for cell in cells[-3:])
     assert any(line.startswith("# STN-CNN / CNN wall time:") for line in lines)
+    assert all(cells[4] in ("fp32", "bf16") for cells in (seed, cnn, stn))
+    assert seed[4] == "fp32"  # the seed's recipe never autocasts
+
+
+def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    seen = []
+    original = benchmark.fit
+
+    def spy(model, train, test, **kwargs):
+        seen.append((type(model.body[-1]).__name__, getattr(model.body[2], "out_channels", None), kwargs))
+        return original(model, train, test, **kwargs)
+
+    monkeypatch.setattr(benchmark, "fit", spy)
+    benchmark.main(["--rows", "seed", "cnn", "--epochs", "1", "--seed-epochs", "1", "--speed-steps", "0",
+                    "--set", "lookahead=False", "precision=fp32", "progressive_sizes=16,32",
+                    "--widths", "8,8,16"])
+    (_, _, seed_kwargs), (_, width, cnn_kwargs) = seen
+    assert "lookahead" not in seed_kwargs and seed_kwargs["lr"] == 0.01
+    assert width == 8 and cnn_kwargs["lookahead"] is False and cnn_kwargs["precision"] == "fp32"
+    assert cnn_kwargs["progressive_sizes"] == (16, 32)
+    out = capsys.readouterr().out
+    assert "with lookahead=False precision=fp32 progressive_sizes=(16, 32) widths=8,8,16 |" in out
+
+
+def test_bad_overrides_are_refused(monkeypatch, capsys):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    for argv, message in ((["--set", "learning_rate=0.1"], "--set takes KEY=VALUE with KEY one of"),
+                          (["--set", "lr"], "got 'lr'"),
+                          (["--widths", "8,8"], "--widths takes three positive channel counts")):
+        with pytest.raises(SystemExit):
+            benchmark.main(argv)
+        assert message in capsys.readouterr().err

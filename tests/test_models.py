@@ -283,8 +283,31 @@ def test_cifar_body_shape_and_cost():
     assert body(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert body(torch.randn(2, 3, 16, 16)).shape == (2, 10)  # progressive resizing's smallest size
     assert cifar_body(widths=(8, 8, 16), classes=4)(torch.randn(1, 3, 32, 32)).shape == (1, 4)
-    assert 19e6 < count_macs(body, (3, 32, 32)) < 21e6  # "about 20 M multiply-adds"
+    assert 117e6 < count_macs(body, (3, 32, 32)) < 119e6  # "about 118 M multiply-adds"
     assert isinstance(body[0], PatchWhitening)
+
+
+def test_cifar_body_starts_near_the_identity_with_shift_only_norms():
+    body = cifar_body(widths=(32, 64, 64))
+    convs = [m for m in body if isinstance(m, nn.Conv2d)]
+    x = torch.randn(2, 24, 6, 6)
+    assert torch.equal(convs[0](x)[:, :24], x)  # 24 -> 32: the first 24 filters pass their channel through
+    assert not torch.equal(convs[0].weight[24:], torch.zeros_like(convs[0].weight[24:]))  # the rest: random
+    y = torch.randn(2, 64, 5, 5)
+    assert torch.allclose(convs[-1](y), y)  # 64 -> 64: all identity
+    norms = [m for m in body if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(not n.weight.requires_grad and n.bias.requires_grad and n.momentum == 0.4 for n in norms)
+
+
+def test_cifar_body_scales_its_logits():
+    torch.manual_seed(0)
+    scaled = cifar_body(widths=(8, 8, 16))
+    torch.manual_seed(0)
+    unscaled = cifar_body(widths=(8, 8, 16), logit_scale=1.0)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(scaled.eval()(x) * 9, unscaled.eval()(x), atol=1e-5)
+    assert repr(scaled[-1]) == "Scale(factor=0.111111)"
 
 
 def correlated_images(n=64, side=12, seed=0):

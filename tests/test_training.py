@@ -517,3 +517,150 @@ def test_fit_fits_the_whitening_stem_once(tmp_path):
     restored = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
     load_checkpoint(tmp_path / "ckpt.pt", restored)
     assert bool(restored[0].fitted) and torch.equal(restored[0].conv.weight, fitted)
+
+
+# --- precision -------------------------------------------------------------------------------
+
+class DtypeRecorder(nn.Module):
+    """A linear model that records the dtype its linear layer computes in."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 2)
+        self.dtypes = {"train": set(), "eval": set()}
+
+    def forward(self, x):
+        logits = self.linear(x.flatten(1))
+        self.dtypes["train" if self.training else "eval"].add(logits.dtype)
+        return logits
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_fit_precision_autocasts_training_and_the_per_epoch_test(precision, dtype):
+    model, data = DtypeRecorder(), bright_dark(32)
+    history = fit(model, data, data, epochs=1, precision=precision, **FIT)
+    assert model.dtypes == {"train": {dtype}, "eval": {dtype}}
+    assert model.linear.weight.dtype == torch.float32, "the weights stay in fp32 under autocast"
+    assert 0.0 <= history["test_acc"][0] <= 1.0 and math.isfinite(history["train_loss"][0])
+
+
+def test_evaluate_precision_returns_float32_scores_under_bf16():
+    model, data = DtypeRecorder(), bright_dark(32)
+    scores = evaluate(model, data, precision="bf16", flip_tta=True)
+    assert model.dtypes["eval"] == {torch.bfloat16}
+    assert scores["loss"] == pytest.approx(evaluate(model, data)["loss"], rel=0.05)
+
+
+def test_autocast_dtype_auto_follows_the_hardware(monkeypatch):
+    assert training_module.autocast_dtype("fp32", "cpu") is None
+    assert training_module.autocast_dtype("bf16", "cpu") is torch.bfloat16
+    monkeypatch.setattr(training_module, "_native_bf16", lambda device: True)
+    assert training_module.autocast_dtype("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(training_module, "_native_bf16", lambda device: False)
+    assert training_module.autocast_dtype("auto", "cpu") is None
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not training_module._native_bf16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert training_module._native_bf16(torch.device("cpu"))
+    assert not training_module._native_bf16(torch.device("meta"))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fit(DtypeRecorder(), bright_dark(8), epochs=1, precision="fp16", **FIT),
+    lambda: evaluate(DtypeRecorder(), bright_dark(8), precision="half"),
+])
+def test_precision_errors(call):
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\); got '(fp16|half)'"):
+        call()
+
+
+# --- norm learning rate and lookahead --------------------------------------------------------
+
+def test_fit_norm_lr_scale_sets_the_normalisation_layers_step():
+    """With the classifier's rate at 0, only the norm layers (rate lr * norm_lr_scale) move."""
+    model = tiny_model()
+    norm, conv = model[1], model[0]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    fit(model, bright_dark(32), epochs=1, batch_size=16, lr=1e-30, norm_lr_scale=1e29, momentum=0.0,
+        device="cpu", progress=False)
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == {"1.weight", "1.bias"}
+    assert torch.equal(conv.weight, before["0.weight"]) and norm.bias.abs().sum() > 0
+
+
+def lookahead_steps(monkeypatch):
+    """Record (step, decay) of every pull of the lookahead average."""
+    pulls = []
+    original = training_module._AveragedWeights.pull
+
+    def spy(self, model, decay):
+        pulls.append(decay)
+        return original(self, model, decay)
+
+    monkeypatch.setattr(training_module._AveragedWeights, "pull", spy)
+    return pulls
+
+
+def test_lookahead_schedule(monkeypatch):
+    # 64 images, batch 16: 4 steps per epoch, 5 epochs = 20 steps; an update every 2 steps
+    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
+    pulls = lookahead_steps(monkeypatch)
+    steps = []
+    fit(tiny_model(), bright_dark(64), epochs=5, lookahead=True, on_step=steps.append, **FIT)
+    # the first update at or after 30 % of 20 steps (step 6) creates the average; steps 8, 10, ...
+    # pull it, with decay 0.95**5 * (step / 20) ** 3; every epoch from the second ends with decay 1
+    expected = []
+    for step in range(7, 21):
+        if step % 2 == 0:
+            expected.append(pytest.approx(0.95 ** 5 * (step / 20) ** 3))
+        if step % 4 == 0:
+            expected.append(1.0)
+    assert pulls == expected
+
+
+def test_lookahead_sets_the_weights_to_the_average_at_the_end_of_every_epoch(monkeypatch):
+    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
+    seen = []
+    original = training_module._AveragedWeights.pull
+
+    def check(self, model, decay):
+        original(self, model, decay)
+        seen.append(all(torch.equal(self.average[name], value) for name, value in model.state_dict().items()
+                        if name in self.average))
+
+    monkeypatch.setattr(training_module._AveragedWeights, "pull", check)
+    model = tiny_model()
+    fit(model, bright_dark(64), epochs=5, lookahead=True, **FIT)
+    assert seen and all(seen)
+    assert "1.running_mean" in training_module._AveragedWeights(model).average  # norm statistics too
+    plain = tiny_model()
+    fit(plain, bright_dark(64), epochs=5, **FIT)
+    assert not torch.equal(plain[0].weight, model[0].weight)
+
+
+@pytest.mark.parametrize("cut_after", [1, 3])  # before and after the average exists
+def test_resume_with_lookahead_matches_straight_run(tmp_path, monkeypatch, cut_after):
+    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
+    train, test = bright_dark(64), bright_dark(16, seed=1)
+    straight_model = tiny_model()
+    straight = fit(straight_model, train, test, epochs=5, lookahead=True, **FIT)
+    path = tmp_path / "run.pt"
+    first = tiny_model()
+    steps = []
+
+    def stop(images, generator):
+        steps.append(1)
+        if len(steps) > 4 * cut_after:
+            raise Interrupted
+        return images
+
+    with pytest.raises(Interrupted):
+        fit(first, train, test, epochs=5, lookahead=True, checkpoint=path, augment=stop, **FIT)
+    resumed_model = tiny_model(seed=3)
+    resumed = fit(resumed_model, train, test, epochs=5, lookahead=True, checkpoint=path, resume=True, **FIT)
+    assert without_seconds(resumed) == without_seconds(straight)
+    assert_same_state(resumed_model, straight_model)
