@@ -1,7 +1,7 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                 # the full comparison (well over an hour on 2 CPU cores)
-    python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 32 min)
+    python benchmarks/cifar10.py                 # the full comparison (about an hour on 2 CPU cores)
+    python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 30 min)
     python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
     python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
     python benchmarks/cifar10.py --rows cnn --set progressive_sizes=16,24,32 --widths 32,64,128
@@ -21,7 +21,8 @@ seed); nothing is evaluated between epochs. The accuracy with fewer test-time vi
 given beside it.
 
 A second table gives training throughput (images per second, after warm-up) for the
-choices that change speed but not the maths: channels-last memory and bf16 autocast.
+memory format and the precision: channels-last changes only the speed, bf16 autocast also
+rounds the convolutions' arithmetic (``--set precision=fp32`` trains a row without it).
 """
 
 from __future__ import annotations

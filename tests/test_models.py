@@ -281,7 +281,7 @@ def test_classifier_normalize_first():
 def test_cifar_body_shape_and_cost():
     body = cifar_body()
     assert body(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert body(torch.randn(2, 3, 16, 16)).shape == (2, 10)  # progressive resizing's smallest size
+    assert body(torch.randn(2, 3, 16, 16)).shape == (2, 10)  # any size down to 9 pixels (e.g. progressive resizing)
     assert cifar_body(widths=(8, 8, 16), classes=4)(torch.randn(1, 3, 32, 32)).shape == (1, 4)
     assert 117e6 < count_macs(body, (3, 32, 32)) < 119e6  # "about 118 M multiply-adds"
     assert isinstance(body[0], PatchWhitening)
