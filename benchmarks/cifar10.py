@@ -6,6 +6,7 @@
     python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
     python benchmarks/cifar10.py --rows cnn --set progressive_sizes=16,24,32 --widths 32,64,128
                                                  # one choice changed: what did it buy?
+    python benchmarks/cifar10.py --rows stn --seed 1   # another seed: how far do results spread?
 
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
     (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
@@ -72,12 +73,13 @@ def parse_overrides(pairs) -> dict:
     return overrides
 
 
-def train_row(row: str, train, test, epochs: int, device, overrides=None, widths=None) -> tuple:
+def train_row(row: str, train, test, epochs: int, device, overrides=None, widths=None, seed: int = 0) -> tuple:
     """Train one row; the wall time covers training and the test the headline accuracy
     needs (with the recipe's test-time augmentation), the other columns are computed after.
 
     ``overrides`` (keyword arguments of fit) and ``widths`` (the body's) change the course's
-    rows only; the seed row is always the seed's."""
+    rows only; the seed row is always the seed's. ``seed`` sets every row's initial weights,
+    data order and augmentation."""
     name, recipe, description = ROWS[row]
     model_kwargs = {}
     if row != "seed":
@@ -88,13 +90,15 @@ def train_row(row: str, train, test, epochs: int, device, overrides=None, widths
             changes.append(f"widths={','.join(map(str, widths))}")
         if changes:
             description += f" with {' '.join(changes)}"
-    seed_everything(0)
+    if seed:
+        description += f", seed {seed}"
+    seed_everything(seed)
     model = build_model(name, **model_kwargs)
     evaluation = dict(channels_last=recipe.get("channels_last", False), precision=recipe.get("precision", "fp32"))
     tta = dict(flip_tta=recipe.get("flip_tta", False), translate_tta=recipe.get("translate_tta", False))
     started = time.perf_counter()
     # the per-epoch progress bar goes to stderr: a long run shows how far it got
-    fit(model, train, None, epochs=epochs, device=device, seed=0, progress=True, **recipe)
+    fit(model, train, None, epochs=epochs, device=device, seed=seed, progress=True, **recipe)
     headline = evaluate(model, test, device=device, **evaluation, **tta)["accuracy"]
     wall = time.perf_counter() - started
     accuracies = {}
@@ -175,6 +179,7 @@ def main(argv=None) -> None:
                         help="change CIFAR10_RECIPE for the course's rows, e.g. --set lr=0.2 precision=fp32 "
                              "progressive_sizes=16,24,32 (none: off)")
     parser.add_argument("--widths", default=None, help="the course body's stage widths, e.g. 32,64,128")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of every row (weights, data order)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
@@ -206,7 +211,8 @@ def main(argv=None) -> None:
         times = {}
         for row in args.rows:
             description, params, macs, epochs, precision, seconds, accuracies = train_row(
-                row, train, test, args.seed_epochs if row == "seed" else args.epochs, device, overrides, widths)
+                row, train, test, args.seed_epochs if row == "seed" else args.epochs, device, overrides, widths,
+                args.seed)
             times[row] = seconds
             cells = [f"{accuracies[column]:.2%}" if column in accuracies else "-" for column in TTA_COLUMNS]
             print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {precision} | {seconds / 60:.1f} min | "

@@ -65,6 +65,24 @@ def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys):
     assert "with lookahead=False precision=fp32 progressive_sizes=(16, 32) widths=8,8,16 |" in out
 
 
+def test_seed_option_seeds_the_weights_and_the_data_order(monkeypatch, capsys):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    seen = []
+
+    def spy(model, train, test, **kwargs):
+        seen.append((kwargs["seed"], model.body[-2].weight.detach().clone()))
+        return {}
+
+    monkeypatch.setattr(benchmark, "fit", spy)
+    for seed in ("0", "1"):
+        benchmark.main(["--rows", "cnn", "--epochs", "1", "--speed-steps", "0", "--seed", seed])
+    (seed_0, weights_0), (seed_1, weights_1) = seen
+    assert (seed_0, seed_1) == (0, 1) and not torch.equal(weights_0, weights_1)
+    out = capsys.readouterr().out
+    assert "| course CNN, CIFAR10_RECIPE, seed 1 |" in out and "| course CNN, CIFAR10_RECIPE |" in out
+
+
 def test_bad_overrides_are_refused(monkeypatch, capsys):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
