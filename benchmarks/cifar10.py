@@ -39,8 +39,7 @@ import torch.nn.functional as F
 
 from stn_utils import training
 from stn_utils.data import load_dataset, to_float
-from stn_utils.models import build_model, count_macs, count_parameters
-from stn_utils.models import CIFAR_WIDTHS
+from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
 from stn_utils.training import (CIFAR10_EPOCHS, CIFAR10_RECIPE, autocast_dtype, evaluate, fit, pick_device,
                                 seed_everything)
 
