@@ -4,15 +4,14 @@
     python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 30 min)
     python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
     python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
-    python benchmarks/cifar10.py --rows cnn --set progressive_sizes=16,24,32 --widths 32,64,128
+    python benchmarks/cifar10.py --rows cnn --set lookahead=False --widths 32,64,128
                                                  # one choice changed: what did it buy?
     python benchmarks/cifar10.py --rows stn --seed 1   # another seed: how far do results spread?
 
 (a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
     (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
     zero padding, 20 epochs).
-(b) "cnn" and (c) "stn": the course's models with ``CIFAR10_RECIPE`` (notebook 05's) for
-    ``CIFAR10_EPOCHS`` epochs.
+(b) "cnn" and (c) "stn": the course's models with ``stn_utils.recipes.CIFAR10`` (notebook 05's).
 
 All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR`` /
 ``STN_DATA_SOURCE`` apply) on the same machine in one run. "wall time" is training plus
@@ -30,45 +29,42 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
+import dataclasses
 import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
-from stn_utils import training
+from stn_utils import recipes
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
-from stn_utils.training import (CIFAR10_EPOCHS, CIFAR10_RECIPE, autocast_dtype, evaluate, fit, pick_device,
-                                seed_everything)
+from stn_utils.recipes import Recipe
+from stn_utils.training import autocast_dtype, evaluate, fit, pick_device, seed_everything
 
-# accuracy columns: which test-time views each averages
-TTA_COLUMNS = {"test accuracy": (), "with flip TTA": ("flip_tta",),
-               "with flip + shift TTA": ("flip_tta", "translate_tta")}
-TTA_NAMES = {flags: column for column, flags in TTA_COLUMNS.items()}
-SEED_RECIPE = dict(batch_size=64, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant")
+# accuracy columns, by test-time augmentation level
+TTA_COLUMNS = {0: "test accuracy", 1: "with flip TTA", 2: "with flip + shift TTA"}
 ROWS = {
-    "seed": ("tutorial_stn", SEED_RECIPE, "the seed: tutorial STN net, SGD 0.01, batch 64"),
-    "cnn": ("cifar_cnn", CIFAR10_RECIPE, "course CNN, CIFAR10_RECIPE"),
-    "stn": ("cifar_stn", CIFAR10_RECIPE, "course STN-CNN, CIFAR10_RECIPE"),
+    "seed": ("tutorial_stn", recipes.SEED, "the seed: tutorial STN net, SGD 0.01, batch 64"),
+    "cnn": ("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10"),
+    "stn": ("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
 }
+NOT_SETTABLE = {"epochs"}  # --epochs sets it, for the course's rows
 
 
 def parse_overrides(pairs) -> dict:
-    """``["lr=0.2", "progressive_sizes=16,24,32", "precision=fp32"]`` -> keyword arguments of fit()."""
-    allowed = set(inspect.signature(training.fit).parameters) - {"model", "train", "test", "epochs", "device", "seed",
-                                                        "checkpoint", "resume", "on_step", "progress"}
+    """``["lr=0.2", "precision=fp32", "tta_level=1"]`` -> changes to the course's Recipe."""
+    allowed = sorted(f.name for f in dataclasses.fields(Recipe) if f.name not in NOT_SETTABLE)
     overrides = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or key not in allowed:
-            raise ValueError(f"--set takes KEY=VALUE with KEY one of {sorted(allowed)}; got {pair!r}.")
+            raise ValueError(f"--set takes KEY=VALUE with KEY one of {allowed}; got {pair!r}.")
         try:
-            value = ast.literal_eval(text)  # numbers, True/False/None, tuples such as 16,24,32
+            overrides[key] = ast.literal_eval(text)  # numbers, True/False
         except (ValueError, SyntaxError):
-            value = text  # a plain word such as fp32
-        overrides[key] = () if key == "progressive_sizes" and value in (None, "none") else value
+            overrides[key] = text  # a plain word such as fp32
+    dataclasses.replace(recipes.CIFAR10, **overrides)  # the Recipe's own checks, before any training
     return overrides
 
 
@@ -76,13 +72,14 @@ def train_row(row: str, train, test, epochs: int, device, overrides=None, widths
     """Train one row; the wall time covers training and the test the headline accuracy
     needs (with the recipe's test-time augmentation), the other columns are computed after.
 
-    ``overrides`` (keyword arguments of fit) and ``widths`` (the body's) change the course's
-    rows only; the seed row is always the seed's. ``seed`` sets every row's initial weights,
-    data order and augmentation."""
+    ``overrides`` (Recipe fields) and ``widths`` (the body's) change the course's rows only;
+    the seed row is always the seed's. ``seed`` sets every row's initial weights, data
+    order and augmentation."""
     name, recipe, description = ROWS[row]
     model_kwargs = {}
+    recipe = dataclasses.replace(recipe, epochs=epochs)
     if row != "seed":
-        recipe = {**recipe, **(overrides or {})}
+        recipe = dataclasses.replace(recipe, **(overrides or {}))
         changes = [f"{key}={value}" for key, value in (overrides or {}).items()]
         if widths and tuple(widths) != CIFAR_WIDTHS:
             model_kwargs["widths"] = tuple(widths)
@@ -93,22 +90,20 @@ def train_row(row: str, train, test, epochs: int, device, overrides=None, widths
         description += f", seed {seed}"
     seed_everything(seed)
     model = build_model(name, **model_kwargs)
-    evaluation = dict(channels_last=recipe.get("channels_last", False), precision=recipe.get("precision", "fp32"))
-    tta = dict(flip_tta=recipe.get("flip_tta", False), translate_tta=recipe.get("translate_tta", False))
     started = time.perf_counter()
-    # the per-epoch progress bar goes to stderr: a long run shows how far it got
-    fit(model, train, None, epochs=epochs, device=device, seed=seed, progress=True, **recipe)
-    headline = evaluate(model, test, device=device, **evaluation, **tta)["accuracy"]
+    fit(model, train, None, recipe, device=device, seed=seed)
+    accuracies = {recipe.tta_level: _accuracy(model, test, recipe, recipe.tta_level, device)}
     wall = time.perf_counter() - started
-    accuracies = {}
-    for column, flags in TTA_COLUMNS.items():
-        if all(recipe.get(flag, False) for flag in flags):  # only the views the recipe uses
-            accuracies[column] = evaluate(model, test, device=device, **evaluation,
-                                          **{flag: True for flag in flags})["accuracy"]
-    accuracies[TTA_NAMES[tuple(flag for flag, on in tta.items() if on)]] = headline
-    precision = "bf16" if autocast_dtype(evaluation["precision"], device) else "fp32"
+    for level in range(recipe.tta_level):  # the same model with fewer test-time views
+        accuracies[level] = _accuracy(model, test, recipe, level, device)
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(recipe.precision, device)]
     return (description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs, precision, wall,
             accuracies)
+
+
+def _accuracy(model, test, recipe: Recipe, level: int, device) -> float:
+    return evaluate(model, test, tta_level=level, precision=recipe.precision, channels_last=recipe.channels_last,
+                    device=device)["accuracy"]
 
 
 class TrainingStep:
@@ -138,7 +133,7 @@ class TrainingStep:
 def speed_table(train, device, steps: int, widths=None, rounds: int = 3) -> None:
     """Training throughput of each set-up: the best of ``rounds`` timings of ``steps`` steps,
     the set-ups taking turns, so that a slow spell of a shared machine hits them alike."""
-    batch = CIFAR10_RECIPE["batch_size"]
+    batch = recipes.CIFAR10.batch_size
     images, labels = to_float(train.images[:batch]).to(device), train.labels[:batch].to(device)
     # bf16 without hardware support is emulated and several times slower: time fewer steps
     bf16_steps = steps if autocast_dtype("auto", device) else max(1, steps // 4)
@@ -168,15 +163,14 @@ def speed_table(train, device, steps: int, widths=None, rounds: int = 3) -> None
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--epochs", type=int, default=CIFAR10_EPOCHS, help="epochs for the course's models")
+    parser.add_argument("--epochs", type=int, default=recipes.CIFAR10.epochs, help="epochs for the course's models")
     parser.add_argument("--seed-epochs", type=int, default=20, help="epochs for the seed row")
     parser.add_argument("--train-subset", type=int, default=None, help="train on this many images")
     parser.add_argument("--test-subset", type=int, default=None, help="test on this many images")
     parser.add_argument("--speed-steps", type=int, default=8, help="timed steps per throughput row and round (0: skip)")
     parser.add_argument("--speed-only", action="store_true", help="print only the throughput table")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="change CIFAR10_RECIPE for the course's rows, e.g. --set lr=0.2 precision=fp32 "
-                             "progressive_sizes=16,24,32 (none: off)")
+                        help="change recipes.CIFAR10 for the course's rows, e.g. --set lr=0.2 precision=fp32")
     parser.add_argument("--widths", default=None, help="the course body's stage widths, e.g. 32,64,128")
     parser.add_argument("--seed", type=int, default=0, help="random seed of every row (weights, data order)")
     parser.add_argument("--device", default=None)
@@ -204,7 +198,7 @@ def main(argv=None) -> None:
 
     if not args.speed_only:
         # each row is printed as soon as it is measured, so a long run interrupted late keeps its rows
-        header = ("model", "parameters", "M MACs/image", "epochs", "precision", "wall time", *TTA_COLUMNS)
+        header = ("model", "parameters", "M MACs/image", "epochs", "precision", "wall time", *TTA_COLUMNS.values())
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header), flush=True)
         times = {}
@@ -213,9 +207,9 @@ def main(argv=None) -> None:
                 row, train, test, args.seed_epochs if row == "seed" else args.epochs, device, overrides, widths,
                 args.seed)
             times[row] = seconds
-            cells = [f"{accuracies[column]:.2%}" if column in accuracies else "-" for column in TTA_COLUMNS]
-            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {precision} | {seconds / 60:.1f} min | "
-                  + " | ".join(cells) + " |", flush=True)
+            cells = [f"{accuracies[level]:.2%}" if level in accuracies else "-" for level in TTA_COLUMNS]
+            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {precision} | "
+                  f"{seconds / 60:.1f} min | " + " | ".join(cells) + " |", flush=True)
         if "cnn" in times and "stn" in times:
             print(f"# STN-CNN / CNN wall time: {times['stn'] / times['cnn']:.2f}x")
     if args.speed_steps:

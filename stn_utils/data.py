@@ -16,6 +16,7 @@ picked with the environment variable ``STN_DATA_SOURCE`` and the root with
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .files import atomic_write
 from .geometry import make_theta, warp
 
 __all__ = [
@@ -64,13 +66,31 @@ class ImageDataset:
     Attributes:
         images: (N, C, H, W), uint8 as loaded; float in [0, 1] is accepted too (e.g. the
             distorted copies that :func:`stn_utils.training.accuracy_curve` evaluates).
-        labels: int64 tensor of shape (N,).
+        labels: integer tensor of shape (N,), each in ``0 .. len(classes) - 1``.
         classes: class names, indexed by label.
     """
 
     images: Tensor
     labels: Tensor
     classes: tuple[str, ...]
+
+    def __post_init__(self):
+        self.classes = tuple(self.classes)
+        if not isinstance(self.images, Tensor) or self.images.ndim != 4:
+            shape = tuple(self.images.shape) if isinstance(self.images, Tensor) else type(self.images).__name__
+            raise ValueError(f"ImageDataset.images must be a tensor (N, C, H, W); got {shape}. "
+                             "Add a channel dimension to grey images with images.unsqueeze(1).")
+        if not isinstance(self.labels, Tensor) or self.labels.ndim != 1 or self.labels.dtype.is_floating_point:
+            raise ValueError("ImageDataset.labels must be a 1-D integer tensor, one class index per image; got "
+                             + (f"{self.labels.dtype} of shape {tuple(self.labels.shape)}"
+                                if isinstance(self.labels, Tensor) else type(self.labels).__name__) + ".")
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"ImageDataset has {len(self.images)} images but {len(self.labels)} labels; "
+                             "give exactly one label per image.")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise ValueError(f"ImageDataset labels run from {int(self.labels.min())} to {int(self.labels.max())}, "
+                             f"but there are {len(self.classes)} classes {self.classes}: labels must lie in "
+                             f"0 .. {len(self.classes) - 1}. Fix the labels, or list every class.")
 
     def __len__(self) -> int:
         return self.labels.numel()
@@ -84,6 +104,27 @@ class ImageDataset:
         generator = torch.Generator().manual_seed(seed)
         index = torch.randperm(len(self), generator=generator)[:count]
         return ImageDataset(self.images[index], self.labels[index], self.classes)
+
+    def order(self, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """The indices one pass visits: ``0 .. N - 1``, or a permutation drawn from ``generator``."""
+        count = self.labels.numel()
+        return torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+
+    def batches(self, batch_size: int, *, device=None, shuffle: bool = False,
+                generator: torch.Generator | None = None, with_index: bool = False):
+        """Yield ``(images, labels)``: float images (B, C, H, W) in [0, 1] and labels (B,),
+        on ``device``, in the order of :meth:`order`; the last batch may be smaller. With
+        ``with_index`` also the batch's indices into the data set: ``(images, labels, index)``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+        if self.labels.numel() == 0:
+            raise ValueError("the data set is empty; nothing to iterate over.")
+        order = self.order(shuffle=shuffle, generator=generator)
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = (to_float(self.images[index].to(device, non_blocking=True)),
+                     self.labels[index].to(device, non_blocking=True))
+            yield (*batch, index) if with_index else batch
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -131,28 +172,28 @@ def load_dataset(name: str, split: str = "train", *, root=None, source: str | No
     else:
         dataset = _download(name, split, root)
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp")  # own name: parallel loads do not collide
-    torch.save({"images": dataset.images, "labels": dataset.labels,
-                "classes": list(dataset.classes)}, partial)
-    partial.replace(cache)  # atomic: a killed run never leaves a half-written cache
+    stored = {"images": dataset.images, "labels": dataset.labels, "classes": list(dataset.classes)}
+    atomic_write(cache, lambda partial: torch.save(stored, partial))  # a killed run leaves no half cache
     return dataset
 
 
-def _missing_message(name: str, folder: Path) -> str:
+def _missing_message(name: str, folder: Path, download_error: Exception | None = None) -> str:
+    tried = (f"torchvision's download failed ({download_error!r})" if download_error is not None
+             else "no download was tried (the source is 'folder')")
     return (
-        f"{name} was not found. Either\n"
-        f"  (1) put a class-per-folder copy at {folder}/<class>/<image> (for example unpack "
-        f"shared/data/*.tar.gz into {folder.parent.parent}) and pass source='folder', or\n"
-        f"  (2) let torchvision download it with source='download' (needs internet).\n"
-        f"The data folder is set by the argument `root` or the environment variable "
-        f"STN_DATA_DIR; the source by `source` or STN_DATA_SOURCE."
+        f"{name} was not found: there is no class-per-folder copy at {folder}, and {tried}. Either\n"
+        f"  (1) put the images at {folder}/<class>/<image> (an image-folder archive of {name} unpacked "
+        f"into {folder.parent.parent} makes them), then load again: the default source, 'auto', uses the "
+        f"folder when it is there (source='folder' insists on it); or\n"
+        f"  (2) connect to the internet and load again: torchvision downloads {name} (source='download').\n"
+        f"The data folder is {folder.parent.parent}: change it with the argument `root` or the environment "
+        f"variable STN_DATA_DIR (in a notebook, os.environ['STN_DATA_DIR'] = '...' before the first load); "
+        f"choose the source with `source` or STN_DATA_SOURCE."
     )
 
 
 def _read_folder(folder: Path, spec: dict) -> ImageDataset:
     from PIL import Image, UnidentifiedImageError
-    from tqdm.auto import tqdm
 
     missing = [c for c in spec["classes"] if not (folder / c).is_dir()]
     if missing:
@@ -171,7 +212,10 @@ def _read_folder(folder: Path, spec: dict) -> ImageDataset:
     mode = "RGB" if spec["channels"] == 3 else "L"
     size = (spec["size"], spec["size"])
     images = np.empty((len(files), size[0], size[1], spec["channels"]), dtype=np.uint8)
-    for i, path in enumerate(tqdm(files, desc=f"decoding {folder}", leave=False)):
+    if sys.stderr.isatty():  # a terminal; a notebook's stored output stays free of it
+        print(f"decoding {len(files):,} images of {folder.parent.name} {folder.name} once; later loads read the cache",
+              file=sys.stderr)
+    for i, path in enumerate(files):
         try:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert(mode))
@@ -193,8 +237,7 @@ def _download(name: str, split: str, root: Path) -> ImageDataset:
     try:
         dataset = dataset_class(str(root / "torchvision"), train=split == "train", download=True)
     except Exception as error:  # torchvision raises URLError, RuntimeError, ... when offline
-        raise DataNotFoundError(_missing_message(name, root / name / split)
-                                + f"\nThe download failed with: {error!r}") from error
+        raise DataNotFoundError(_missing_message(name, root / name / split, error)) from error
     images = torch.as_tensor(np.asarray(dataset.data), dtype=torch.uint8)
     images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
     labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)

@@ -26,8 +26,11 @@ from torch import Tensor
 
 __all__ = [
     "check_theta", "check_image", "to_homogeneous", "identity_theta", "make_theta", "compose_theta",
-    "invert_theta", "normalized_coordinates", "affine_grid", "bilinear_sample", "warp",
+    "invert_theta", "normalized_coordinates", "THETA_ENTRIES", "affine_grid", "bilinear_sample", "warp",
 ]
+
+# The six entries of theta by name: [[a, b, tx], [c, d, ty]] (row, column).
+THETA_ENTRIES = {"a": (0, 0), "b": (0, 1), "tx": (0, 2), "c": (1, 0), "d": (1, 1), "ty": (1, 2)}
 
 _WARP_MODES = ("bilinear", "nearest", "bicubic")
 _WARP_PADDING = ("zeros", "border", "reflection")
@@ -73,12 +76,13 @@ def check_theta(theta: Tensor) -> None:
         )
 
 
-def check_image(image: Tensor, name: str = "image") -> None:
-    """Validate an image batch of shape ``(B, C, H, W)`` with a floating dtype.
+def check_image(image: Tensor, name: str = "image", *, channels: Optional[int] = None) -> None:
+    """Validate an image batch of shape ``(B, C, H, W)`` with a floating dtype, and with
+    ``C == channels`` when ``channels`` is given.
 
     Raises:
         TypeError: not a tensor, or an integer dtype.
-        ValueError: not 4-D, or any dimension is zero.
+        ValueError: not 4-D, any dimension is zero, or the wrong channel count.
     """
     if not isinstance(image, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W); got {type(image).__name__}.")
@@ -94,6 +98,15 @@ def check_image(image: Tensor, name: str = "image") -> None:
         raise ValueError(f"{name} is an empty batch (B == 0); got shape {shape}.")
     if 0 in shape[1:]:
         raise ValueError(f"{name} has a zero-size channel or spatial dimension; got shape {shape}.")
+    if channels is not None and shape[1] != channels:
+        hint = {(3, 1): "grey images: repeat the channel with image.expand(-1, 3, -1, -1), or use a model "
+                        "built for one channel",
+                (1, 3): "colour images: convert them to grey with image.mean(1, keepdim=True), or use a model "
+                        "built for three channels"}.get((channels, shape[1]), "")
+        hint = hint or ("channels last? move them with image.permute(0, 3, 1, 2)" if shape[-1] == channels
+                        else f"give images with {channels} channel(s)")
+        raise ValueError(f"{name} must have {channels} channel(s), shape (B, {channels}, H, W); got {shape}: "
+                         f"{hint}.")
 
 
 def to_homogeneous(theta: Tensor) -> Tensor:

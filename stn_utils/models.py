@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .geometry import check_image
 from .transforms import Affine, make_transform
 
 __all__ = [
@@ -26,11 +27,17 @@ __all__ = [
     "fit_whitening",
     "cifar_body",
     "mnist_body",
+    "digit_body",
     "build_model",
     "MODELS",
     "count_parameters",
     "count_macs",
+    "NORMS",
 ]
+
+# The normalisation layers, for giving their parameters their own learning rate.
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+         nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm)
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -93,6 +100,9 @@ class SpatialTransformer(nn.Module):
         transform: the family of warps: ``"affine"`` (default), ``"attention"``,
             ``"projective"``, ``"tps"`` (a 4x4 thin-plate spline), or a family object such
             as ``ThinPlateSpline(grid_size=3)``; see :func:`stn_utils.transforms.make_transform`.
+        supersample: sample a grid ``supersample`` times finer than the output and average
+            each ``supersample x supersample`` block (anti-aliasing: a transformer that
+            zooms out would otherwise skip pixels). 1 (default) samples the output grid.
 
     Shape:
         (B, C, H, W) -> (B, C, H_out, W_out)
@@ -100,8 +110,11 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, in_channels: int, *, output_size=None, localization: nn.Module | None = None,
                  features: int | None = None, padding_mode: str = "border", align_corners: bool = False,
-                 transform="affine"):
+                 transform="affine", supersample: int = 1):
         super().__init__()
+        if not (isinstance(supersample, int) and supersample >= 1):
+            raise ValueError(f"supersample must be a whole number >= 1; got {supersample!r}.")
+        self.supersample = supersample
         if padding_mode not in ("zeros", "border", "reflection"):
             raise ValueError(f"padding_mode must be 'zeros', 'border' or 'reflection'; got {padding_mode!r}.")
         self.in_channels = in_channels
@@ -136,11 +149,11 @@ class SpatialTransformer(nn.Module):
 
     def transform(self, x: Tensor, theta: Tensor) -> Tensor:
         """Warp ``x`` (B, C, H, W) with ``theta`` (B, 2, 3), or (B, P) for other families."""
-        size = tuple(self.output_size or x.shape[-2:])
+        size = tuple(side * self.supersample for side in (self.output_size or x.shape[-2:]))
         # the grid is computed in the input's dtype; keep theta in it under autocast
         grid = self.family.grid(theta.flatten(1).to(x.dtype), size, align_corners=self.align_corners)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
-                             align_corners=self.align_corners)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=self.align_corners)
+        return F.avg_pool2d(out, self.supersample) if self.supersample > 1 else out
 
     def forward(self, x: Tensor, return_theta: bool = False):
         theta = self.predict_theta(x)
@@ -181,8 +194,10 @@ class Classifier(nn.Module):
         self.stn = stn
         self.body = body
         self.normalize_first = normalize_first
+        self.in_channels = len(mean)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_image(x, f"the input of {getattr(self, 'name', type(self).__name__)}", channels=self.in_channels)
         if self.normalize_first:
             x = self.normalize(x)
         if self.stn is not None:
@@ -190,6 +205,13 @@ class Classifier(nn.Module):
         if not self.normalize_first:
             x = self.normalize(x)
         return self.body(x)
+
+    def prepare(self, images: Tensor) -> int:
+        """Fit what the model fits to its data before training: its patch-whitening stem,
+        if it has one and it is not fitted yet (:func:`fit_whitening`). ``images``
+        (N, C, H, W) in [0, 1]; :func:`stn_utils.training.fit` passes 2,000 training
+        images. Returns the number of layers fitted."""
+        return fit_whitening(self, images)
 
 
 def _identity_conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -290,8 +312,9 @@ def fit_whitening(model: nn.Module, images: Tensor, *, refit: bool = False) -> i
     Runs ``model`` once on ``images`` (N, C, H, W), float in [0, 1] as the model takes
     them, records each whitening layer's input (after the spatial transformer and the
     normalisation, wherever the layer sits) and fits the layer to it. Returns the number
-    of layers fitted. :func:`stn_utils.training.fit` calls this before training starts;
-    a trained layer is left alone, because the layers after it were trained on its output.
+    of layers fitted. :meth:`Classifier.prepare` calls this, and :func:`stn_utils.training.fit`
+    calls that before training starts; a trained layer is left alone, because the layers
+    after it were trained on its output.
     """
     layers = [m for m in model.modules() if isinstance(m, PatchWhitening) and (refit or not m.fitted)]
     if not layers:
@@ -371,6 +394,30 @@ def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, down
     return nn.Sequential(*layers)
 
 
+def digit_body(*, input_size: int = 28, widths=(32, 64), hidden: int = 256, classes: int = 10) -> nn.Sequential:
+    """A CNN for grey digits with batch norm: two stages of 3x3 conv -> norm -> ReLU ->
+    3x3 conv -> norm -> ReLU -> 2x2 max-pool, then a hidden linear layer (with norm and
+    dropout) and the class scores. The classifier of the distorted-MNIST recipe, for the
+    plain CNN on the whole canvas and for the ST-CNN on its transformer's 28x28 window.
+
+    Shape:
+        (B, 1, input_size, input_size), normalised -> logits (B, classes)
+    """
+    if input_size < 8:
+        raise ValueError(f"input_size must be at least 8 pixels; got {input_size}.")
+    layers: list[nn.Module] = []
+    in_channels = 1
+    for width in widths:
+        for _ in range(2):
+            layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            in_channels = width
+        layers.append(nn.MaxPool2d(2))
+    side = input_size // 2 ** len(widths)
+    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden, bias=False), nn.BatchNorm1d(hidden),
+               nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, classes)]
+    return nn.Sequential(*layers)
+
+
 class TutorialLocalization(nn.Module):
     """The localisation net of the PyTorch STN tutorial: two large convolutions on the
     full-resolution input.
@@ -428,6 +475,22 @@ def _mnist(transform, input_size: int = 28, output_size: int | None = None, loca
     return Classifier(mnist_body(input_size=output_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
 
 
+def _digits(transform, input_size: int = 28, output_size: int | None = None, localization_size: int = 14,
+            supersample: int = 2, localization_widths=(32, 64), **body_kwargs) -> Classifier:
+    """The distorted-MNIST models: :func:`digit_body` on the whole canvas (``transform=None``),
+    or behind a transformer that samples an ``output_size`` window at ``supersample`` times
+    its resolution and averages it down, with a localisation net on the canvas averaged
+    down to ``localization_size``."""
+    if transform is None:
+        return Classifier(digit_body(input_size=input_size, **body_kwargs), MNIST_MEAN, MNIST_STD)
+    output_size = output_size or input_size
+    localization = LocalizationNet(1, input_size=localization_size, widths=localization_widths,
+                                   features=localization_widths[-1])
+    transformer = SpatialTransformer(1, transform=transform, output_size=(output_size, output_size),
+                                     localization=localization, supersample=supersample)
+    return Classifier(digit_body(input_size=output_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
+
+
 def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:
     stn = SpatialTransformer(3, localization=TutorialLocalization(), padding_mode=padding_mode)
     return Classifier(tutorial_body(), CIFAR10_MEAN, CIFAR10_STD, stn=stn, normalize_first=normalize_first)
@@ -445,6 +508,8 @@ MODELS = {
     "cifar_stn": lambda **kw: _cifar(True, **kw),
     "mnist_cnn": lambda **kw: _mnist(None, **kw),
     "mnist_stn": lambda transform="affine", **kw: _mnist(transform, **kw),
+    "digit_cnn": lambda **kw: _digits(None, **kw),
+    "digit_stn": lambda transform="affine", **kw: _digits(transform, **kw),
     "tutorial_stn": _tutorial,
     "tutorial_mnist_stn": _tutorial_mnist,
 }
@@ -455,10 +520,22 @@ def build_model(name: str, **kwargs) -> Classifier:
 
     ``cifar_stn`` passes its keyword arguments to the :class:`SpatialTransformer`, and
     ``mnist_stn`` takes its transform family: ``build_model("mnist_stn", transform="tps")``.
+    The model remembers its ``name`` and, where they are plain values, its ``build_kwargs``,
+    which checkpoints store so that :func:`stn_utils.training.load_model` can rebuild it.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
-    return MODELS[name](**kwargs)
+    model = MODELS[name](**kwargs)
+    model.name = name
+    model.build_kwargs = dict(kwargs) if all(_plain(v) for v in kwargs.values()) else None
+    return model
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` survives a ``weights_only`` checkpoint (numbers, strings, tuples of them)."""
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def count_parameters(model: nn.Module) -> int:

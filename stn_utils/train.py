@@ -4,27 +4,48 @@
     python -m stn_utils.train --dataset mnist --model mnist_stn --epochs 5 --out runs/mnist --resume
     torchrun --nproc_per_node=2 -m stn_utils.train --dataset mnist --epochs 5 --out runs/mnist-ddp
 
-Writes ``<out>/checkpoint.pt`` after every epoch and ``<out>/history.json`` at the end. Under
-torchrun each process trains on its share of every epoch (DistributedDataParallel).
+Trains with the data set's recipe (``stn_utils.recipes``: CIFAR10 or MNIST), writes
+``<out>/checkpoint.pt`` after every epoch and ``<out>/history.json`` at the end, and prints
+one line per epoch. ``--resume`` continues from the checkpoint, and refuses one trained
+with other settings. Distributed training is this module's alone: under torchrun each
+process trains on its share of every epoch (DistributedDataParallel).
+
+Under torchrun, --batch-size is per process: N processes average N x batch-size images
+per step, so an epoch has N times fewer steps at the same learning rate. To train the
+recipe as one process would, divide its batch size by N (e.g. 2 processes x 256 for
+CIFAR-10's 512); to keep a larger total batch, raise --lr about N-fold with care.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .data import DATASETS, SOURCES, DataNotFoundError, load_dataset
+from . import recipes
+from .data import DATASETS, SOURCES, DataNotFoundError, ImageDataset, load_dataset
+from .files import atomic_write
 from .models import MODELS, build_model
-from .training import CIFAR10_RECIPE, CheckpointError, TrainingDiverged, fit, pick_device, seed_everything
+from .training import (
+    CheckpointError,
+    TrainingDiverged,
+    fit,
+    log_epochs,
+    pick_device,
+    prepare_model,
+    read_checkpoint,
+    seed_everything,
+)
 
-RECIPES = {"cifar10": CIFAR10_RECIPE, "mnist": dict(batch_size=128, lr=0.02)}
+RECIPES = {"cifar10": recipes.CIFAR10, "mnist": recipes.MNIST}
 DEFAULT_MODELS = {"cifar10": "cifar_stn", "mnist": "mnist_stn"}
 
 
@@ -43,12 +64,14 @@ def _number(kind, low=1):
 
 
 def parse_args(argv=None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="python -m stn_utils.train", description=__doc__.split("\n\n")[0])
+    parts = __doc__.split("\n\n")
+    parser = argparse.ArgumentParser(prog="python -m stn_utils.train", description=parts[0], epilog=parts[-1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--dataset", required=True, choices=sorted(DATASETS))
     add("--model", choices=sorted(MODELS), help="default: cifar_stn for cifar10, mnist_stn for mnist")
-    add("--epochs", type=_number(int), default=10)
-    add("--batch-size", type=_number(int), help="per process; default: the data set's recipe")
+    add("--epochs", type=_number(int), help="default: the data set's recipe (cifar10 8, mnist 3)")
+    add("--batch-size", type=_number(int), help="per process (see below); default: the data set's recipe")
     add("--lr", type=_number(float), help="peak learning rate; default: the data set's recipe")
     add("--out", required=True, type=Path, help="output folder for checkpoint.pt and history.json")
     add("--resume", action="store_true", help="continue from <out>/checkpoint.pt when it exists")
@@ -61,8 +84,32 @@ def parse_args(argv=None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     return parser, parser.parse_args(argv)
 
 
-def _channels(model: torch.nn.Module) -> int:
-    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+@dataclass
+class ProcessShard(ImageDataset):
+    """Process ``rank``'s share of every epoch: ``order[rank::world_size]`` of the shuffled
+    order that every process draws alike, after padding the order by wrapping around to a
+    multiple of ``world_size``, so that every process takes the same number of steps and
+    each step's shares together make up one batch of a single process's order."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def __len__(self) -> int:
+        return math.ceil(self.labels.numel() / self.world_size)
+
+    def order(self, *, shuffle: bool = False, generator=None):
+        order = super().order(shuffle=shuffle, generator=generator)
+        return order.repeat(self.world_size)[:len(self) * self.world_size][self.rank::self.world_size]
+
+
+def _average_train_scores(progress) -> None:
+    """An epoch callback: the train loss and accuracy of the history, averaged over processes."""
+    if progress.event == "epoch":
+        history = progress.history
+        scores = torch.tensor([history["train_loss"][-1], history["train_acc"][-1]], dtype=torch.float64)
+        torch.distributed.all_reduce(scores)
+        scores /= torch.distributed.get_world_size()
+        history["train_loss"][-1], history["train_acc"][-1] = scores.tolist()
 
 
 def _check_writable(folder: Path) -> None:
@@ -76,21 +123,11 @@ def _check_writable(folder: Path) -> None:
                               "choose a writable folder with --out.") from error
 
 
-def _write_json(path: Path, data) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1))
-    os.replace(partial, path)  # atomic: never half a file
-
-
-def main(argv=None) -> int:
-    parser, args = parse_args(argv)
-    # DDP's stride check misfires on the 1-channel first conv of MNIST models (pytorch#47163)
-    warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
+def _pick_device(parser, args, world: int) -> torch.device:
     try:
         device = pick_device(args.device)
     except RuntimeError as error:
         parser.error(f"argument --device: {error}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world > 1 and device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
@@ -100,44 +137,93 @@ def main(argv=None) -> int:
         torch.cuda.set_device(device)
     elif world > 1 and (device.type != "cpu" or not torch.distributed.is_available()):
         parser.error(f"torchrun needs torch.distributed and --device cpu or cuda; got {device}.")
+    return device
+
+
+def _build(parser, args):
+    name = args.model or DEFAULT_MODELS[args.dataset]
+    model = build_model(name)
+    needed = DATASETS[args.dataset]["channels"]
+    if model.in_channels != needed:
+        fitting = [other for other in sorted(MODELS) if build_model(other).in_channels == needed]
+        parser.error(f"model {name!r} takes {model.in_channels}-channel images but {args.dataset} "
+                     f"has {needed}; choose --model from {fitting}, or another --dataset.")
+    return model
+
+
+def _load(args) -> tuple[ImageDataset, ImageDataset]:
+    train = load_dataset(args.dataset, "train", root=args.data_root, source=args.data_source)
+    test = load_dataset(args.dataset, "test", root=args.data_root, source=args.data_source)
+    train = train.subset(args.train_subset, seed=args.seed) if args.train_subset else train
+    test = test.subset(args.test_subset, seed=args.seed) if args.test_subset else test
+    return train, test
+
+
+def _say_where_it_starts(checkpoint: Path, args, recipe) -> int:
+    """Print whether this run resumes or starts afresh; the epochs a checkpoint holds (0 if none)."""
+    if not checkpoint.is_file():
+        return 0
+    if not args.resume:
+        print(f"starting afresh (no --resume); {checkpoint} is overwritten after the first epoch", file=sys.stderr)
+        return 0
+    done = read_checkpoint(checkpoint)["epoch"]
+    print(f"resuming from {checkpoint}: {done} of {recipe.epochs} epochs done, continuing with epoch {done + 1}",
+          file=sys.stderr)
+    return done
+
+
+def main(argv=None) -> int:
+    parser, args = parse_args(argv)
+    # DDP's stride check misfires on the 1-channel first conv of MNIST models (pytorch#47163)
+    warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    device = _pick_device(parser, args, world)
     checkpoint = args.out / "checkpoint.pt"
-    rank = int(os.environ.get("RANK", "0"))
+    changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v}
+    recipe = dataclasses.replace(RECIPES[args.dataset], **changes)
+    saved = 0  # epochs this run can be resumed from
     try:
         seed_everything(args.seed)
-        model_name = args.model or DEFAULT_MODELS[args.dataset]
-        model = build_model(model_name)
-        needed = DATASETS[args.dataset]["channels"]
-        if _channels(model) != needed:
-            fitting = [name for name in sorted(MODELS) if _channels(build_model(name)) == needed]
-            parser.error(f"model {model_name!r} takes {_channels(model)}-channel images but {args.dataset} "
-                         f"has {needed}; choose --model from {fitting}, or another --dataset.")
+        model = _build(parser, args)
         _check_writable(args.out)
         if world > 1:
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        train = load_dataset(args.dataset, "train", root=args.data_root, source=args.data_source)
-        test = load_dataset(args.dataset, "test", root=args.data_root, source=args.data_source)
-        train = train.subset(args.train_subset, seed=args.seed) if args.train_subset else train
-        test = test.subset(args.test_subset, seed=args.seed) if args.test_subset else test
-        recipe = dict(RECIPES[args.dataset])
-        recipe.update({k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
-        if rank == 0 and checkpoint.is_file():
-            print(f"{'resuming from' if args.resume else 'starting afresh (no --resume); overwriting'} "
-                  f"{checkpoint}", file=sys.stderr)
-        history = fit(model, train, test, epochs=args.epochs, seed=args.seed, device=device,
-                      checkpoint=checkpoint, resume=args.resume, progress=rank == 0 and sys.stderr.isatty(),
-                      **recipe)
+        train, test = _load(args)
+        saved = _say_where_it_starts(checkpoint, args, recipe) if rank == 0 else 0
+        callbacks = [log_epochs] if rank == 0 else []
+        if world > 1:
+            # fitted once on the whole set, before DDP copies rank 0's weights to every process
+            prepare_model(model.to(device), train, args.seed, device)
+            train = ProcessShard(train.images, train.labels, train.classes, rank=rank, world_size=world)
+            model = torch.nn.parallel.DistributedDataParallel(model.to(device))
+            callbacks.insert(0, _average_train_scores)
+
+        def count_saved(progress):
+            nonlocal saved
+            saved = progress.epoch if progress.event == "epoch" else saved
+        history = fit(model, train, test if rank == 0 else None, recipe, device=device, seed=args.seed,
+                      checkpoint=checkpoint if rank == 0 else None, resume=args.resume,
+                      callbacks=[*callbacks, count_saved])
+        if world > 1:
+            torch.distributed.barrier()  # every process ends after rank 0 has written its last checkpoint
         if rank == 0:
-            _write_json(args.out / "history.json", history)
+            atomic_write(args.out / "history.json", lambda path: path.write_text(json.dumps(history, indent=1)))
             print(f"done: test accuracy {history['test_acc'][-1]:.4f} after {history['epoch'][-1]} epochs "
                   f"({history['seconds'][-1]:.1f} s of training); checkpoint {checkpoint}")
     except (DataNotFoundError, CheckpointError, TrainingDiverged, ValueError, OSError) as error:
         message = " ".join(str(error).split())  # one line
         if isinstance(error, DataNotFoundError):
             message += " On the command line: --data-root DIR and --data-source {auto,folder,download}."
+        if isinstance(error, TrainingDiverged) and saved:
+            message += f" The last good checkpoint is kept at {checkpoint} (epoch {saved})."
+        if isinstance(error, CheckpointError) and "another recipe" in message:
+            message += " Here: drop --resume, or choose a new --out."
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; add --resume to continue from {checkpoint}", file=sys.stderr)
+        advice = (f"add --resume to continue from {checkpoint} (epoch {saved} done)" if saved
+                  else "no epoch had finished, so nothing was saved")
+        print(f"{parser.prog}: interrupted; {advice}", file=sys.stderr)
         return 130
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -1,4 +1,17 @@
-"""Seeding, device choice, a small training loop, evaluation and checkpoints.
+"""Training and evaluation: :func:`fit` runs a :class:`~stn_utils.recipes.Recipe` on a model.
+
+:func:`fit` is built from small parts, in the order it uses them:
+
+- :func:`optimizer_for`: SGD with one parameter group per learning-rate scale and decay;
+- :func:`lr_factor`: the schedule, a factor of the peak rate at each step;
+- :class:`Lookahead`: the decaying weight average some recipes train with;
+- :func:`train_epoch`: one pass over the training set;
+- :func:`evaluate`: test loss and accuracy, with test-time augmentation;
+- :func:`save_checkpoint` / :func:`load_checkpoint`: atomic checkpoints that hold the
+  recipe, so that :func:`fit` can resume a run exactly, and refuses to resume another.
+
+Callbacks get one argument, a :class:`Progress`, after every optimiser step
+(``event == "step"``) and after every epoch (``event == "epoch"``).
 
 The data stay in memory as uint8 tensors (see :mod:`stn_utils.data`); batches are cut,
 moved to the device, scaled to [0, 1] and augmented there, which on a CPU is several
@@ -10,9 +23,11 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -20,63 +35,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import ImageDataset, to_float
-from .models import PatchWhitening, fit_whitening
+from .files import atomic_write
+from .models import NORMS, SpatialTransformer, build_model
+from .recipes import PRECISIONS, Recipe
 
 __all__ = [
-    "CIFAR10_RECIPE",
-    "CIFAR10_EPOCHS",
-    "cifar10_augment",
-    "seed_everything",
-    "pick_device",
-    "autocast_dtype",
-    "batches",
-    "evaluate",
-    "tta_logits",
-    "shift_one_pixel",
-    "accuracy_curve",
-    "fit",
-    "save_checkpoint",
-    "load_checkpoint",
-    "CheckpointError",
+    "seed_everything", "pick_device", "autocast_dtype", "evaluate", "tta_logits", "shift_one_pixel",
+    "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "lr_factor", "Lookahead",
+    "train_epoch", "fit", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model", "CheckpointError",
     "TrainingDiverged",
 ]
 
 
-def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Random 2-pixel translation (reflected edges) and left-right flip, per image, for a
-    CIFAR-10 batch. Two pixels, not the usual four: a run of a few epochs has too few passes
-    to learn from stronger augmentation (airbench's choice, arXiv 2404.00498)."""
-    from .data import random_crop_flip
-    return random_crop_flip(images, padding=2, flip=True, generator=generator)
-
-
-# The recipe notebook 05 and benchmarks/cifar10.py train with: keyword arguments of fit().
-# airbench94's optimiser settings (arXiv 2404.00498) carried over to batch 512 and a mean
-# loss: the same step per training image (lr 0.75 with Nesterov momentum 0.85 is airbench's
-# 11.5 per 1,024 images), the same weight decay per image, norm shifts learning 64x faster,
-# label smoothing 0.2, lookahead. The STN's step is 1 % of the classifier's. bf16 autocast
-# where the hardware has it. CIFAR10_EPOCHS: on 2 CPU cores (with AMX) 9 epochs of the CNN
-# took 15.5 min with the final test (90.17 %), so 8 leave the STN-CNN a margin under 15
-# minutes on a slow hour. The README's benchmark section gives what each choice bought.
-CIFAR10_RECIPE = dict(batch_size=512, lr=0.75, momentum=0.85, weight_decay=1.33e-3, label_smoothing=0.2,
-                      schedule="onecycle", norm_lr_scale=64.0, lookahead=True, stn_lr_scale=0.01,
-                      augment=cifar10_augment, channels_last=True, precision="auto",
-                      flip_tta=True, translate_tta=True)
-CIFAR10_EPOCHS = 8
-
-
-# lookahead (fit(lookahead=True)): the average starts 30 % into the run, takes a step every
-# 5,120 training images, and keeps at most 0.95 ** 5 of itself per step (airbench's values)
-LOOKAHEAD_START, LOOKAHEAD_EVERY, LOOKAHEAD_DECAY = 0.3, 5120, 0.95 ** 5
-
-NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-
-# training images that fit() shows a model's PatchWhitening stem (about 1.9 M patches at 32x32)
-WHITENING_SAMPLE = 2000
-
-
 class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: missing, truncated, or of another model."""
+    """A checkpoint file that cannot be used: missing, truncated, of another model or recipe."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -107,8 +79,7 @@ def pick_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-PRECISIONS = ("fp32", "bf16", "auto")
-
+# --- precision -------------------------------------------------------------------------------
 
 def _native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively (not emulated, which is slower than fp32)."""
@@ -125,53 +96,31 @@ def _native_bf16(device: torch.device) -> bool:
 
 
 def autocast_dtype(precision: str, device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``: ``torch.bfloat16`` or ``None`` (fp32).
+    """The autocast dtype for ``precision`` on ``device``, or ``None`` for fp32.
 
-    ``"bf16"`` always autocasts to bfloat16, ``"fp32"`` never, and ``"auto"`` only where the
-    device has bfloat16 arithmetic in hardware: CUDA GPUs from Ampere on, and CPUs with
-    AVX512-BF16 or AMX. Elsewhere bf16 is emulated and several times *slower* than fp32.
+    ``"bf16"`` and ``"fp16"`` always autocast, ``"fp32"`` never. ``"auto"`` picks bfloat16
+    where the device has it in hardware (CUDA GPUs from Ampere on, CPUs with AVX512-BF16
+    or AMX), float16 on other CUDA GPUs (T4, V100: their tensor cores; training then
+    scales the loss, see :func:`fit`), and fp32 elsewhere: emulated bf16 is several times
+    *slower* than fp32, and a CPU's fp16 is no faster.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+    device = torch.device(device)
     if precision == "auto":
-        precision = "bf16" if _native_bf16(torch.device(device)) else "fp32"
-    return torch.bfloat16 if precision == "bf16" else None
+        precision = "bf16" if _native_bf16(device) else "fp16" if device.type == "cuda" else "fp32"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 def _autocast(device, dtype: torch.dtype | None):
     return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
 
 
-def batches(data: ImageDataset, batch_size: int, *, device=None, shuffle: bool = False,
-            generator: torch.Generator | None = None, drop_last: bool = False,
-            rank: int = 0, world_size: int = 1):
-    """Yield ``(images, labels)`` batches: float images (B, C, H, W) in [0, 1] on ``device``.
-
-    With ``world_size > 1`` this yields only process ``rank``'s share, ``order[rank::world_size]``
-    of the (shuffled) order, which every process draws alike from an equally seeded
-    ``generator``. The order is first padded by wrapping around to a multiple of
-    ``world_size``, so that every process gets the same number of batches.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
-    if len(data) == 0:
-        raise ValueError("the data set is empty; nothing to iterate over.")
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, world_size); got rank {rank}, world_size {world_size}.")
-    order = torch.randperm(len(data), generator=generator) if shuffle else torch.arange(len(data))
-    if world_size > 1:
-        padded = math.ceil(len(order) / world_size) * world_size
-        order = order.repeat(world_size)[:padded][rank::world_size]
-    stop = len(order) - len(order) % batch_size if drop_last else len(order)
-    for start in range(0, stop, batch_size):
-        index = order[start:start + batch_size]
-        yield (to_float(data.images[index].to(device, non_blocking=True)),
-               data.labels[index].to(device, non_blocking=True))
-
-
 def _prepare(images: Tensor, channels_last: bool) -> Tensor:
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
+
+# --- evaluation ------------------------------------------------------------------------------
 
 def shift_one_pixel(images: Tensor, step: int) -> Tensor:
     """Move the content of (B, C, H, W) ``images`` by ``step`` (+1 or -1) pixels down and
@@ -183,33 +132,32 @@ def shift_one_pixel(images: Tensor, step: int) -> Tensor:
     return padded[..., 1 - step:1 - step + height, 1 - step:1 - step + width]
 
 
-def tta_logits(model: nn.Module, images: Tensor, *, flip: bool = False, translate: bool = False) -> Tensor:
+def tta_logits(model: nn.Module, images: Tensor, tta_level: int = 0) -> Tensor:
     """Logits of ``model`` averaged over test-time views of ``images`` (B, C, H, W).
 
-    ``flip`` adds each image's mirror image. ``translate`` adds every view moved one pixel
-    up-left and one down-right (:func:`shift_one_pixel`); the unmoved views keep half the
-    weight, as in airbench (arXiv 2404.00498). Returns float32 (B, classes).
+    Level 0 is the image alone; 1 adds its mirror image; 2 adds every view moved one
+    pixel up-left and one down-right (:func:`shift_one_pixel`), the unmoved views keeping
+    half the weight, as in airbench (arXiv 2404.00498). Returns float32 (B, classes).
     """
-    views = [images, images.flip(3)] if flip else [images]
+    if tta_level not in (0, 1, 2):
+        raise ValueError(f"tta_level must be 0, 1 or 2; got {tta_level!r}.")
+    views = [images, images.flip(3)] if tta_level >= 1 else [images]
     logits = sum(model(view).float() for view in views) / len(views)
-    if translate:
+    if tta_level == 2:
         moved = [model(shift_one_pixel(view, step)).float() for view in views for step in (1, -1)]
         logits = (logits + sum(moved) / len(moved)) / 2
     return logits
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageDataset, *, batch_size: int = 500, device=None,
-             flip_tta: bool = False, translate_tta: bool = False, channels_last: bool = False,
-             precision: str = "fp32") -> dict:
+def evaluate(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precision: str = "fp32",
+             channels_last: bool = False, batch_size: int = 500, device=None) -> dict:
     """Mean cross-entropy and accuracy of ``model`` on ``data``.
 
     Args:
-        flip_tta: average the logits of each image and its mirror image (test-time
-            augmentation; only sensible where mirroring keeps the label, as on CIFAR-10).
-        translate_tta: also average over one-pixel shifts (see :func:`tta_logits`); with
-            ``flip_tta`` that is six forward passes per image.
-        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (see :func:`autocast_dtype`).
+        tta_level: test-time augmentation (see :func:`tta_logits`); mirroring only makes
+            sense where it keeps the label, as on CIFAR-10.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (:func:`autocast_dtype`).
 
     Returns:
         ``{"loss": float, "accuracy": float}`` with accuracy as a fraction.
@@ -219,17 +167,22 @@ def evaluate(model: nn.Module, data: ImageDataset, *, batch_size: int = 500, dev
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
-    for images, labels in batches(data, batch_size, device=device):
+    for images, labels in data.batches(batch_size, device=device):
         with _autocast(device, dtype):
-            logits = tta_logits(model, _prepare(images, channels_last), flip=flip_tta, translate=translate_tta)
+            logits = tta_logits(model, _prepare(images, channels_last), tta_level)
         total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
     model.train(was_training)
     return {"loss": total_loss / len(data), "accuracy": correct / len(data)}
 
 
+def _evaluate_with(model: nn.Module, data: ImageDataset, recipe: Recipe, device) -> dict:
+    return evaluate(model, data, tta_level=recipe.tta_level, precision=recipe.precision,
+                    channels_last=recipe.channels_last, device=device)
+
+
 def accuracy_curve(model: nn.Module, data: ImageDataset, distort: Callable[[Tensor, float], Tensor],
-                   amounts, *, batch_size: int = 1000, progress: bool = True) -> list[float]:
+                   amounts, *, batch_size: int = 1000) -> list[float]:
     """Test accuracy of ``model`` on ``data`` distorted by each of ``amounts``.
 
     ``distort(images, amount)`` gets the whole image tensor (N, C, H, W) and returns the
@@ -238,275 +191,274 @@ def accuracy_curve(model: nn.Module, data: ImageDataset, distort: Callable[[Tens
     amounts = list(amounts)
     if not amounts:
         raise ValueError("amounts is empty; give at least one distortion amount.")
-    steps = _progress(amounts, progress, desc="distortions", unit="amount")
     return [evaluate(model, ImageDataset(distort(data.images, amount), data.labels, data.classes),
-                     batch_size=batch_size)["accuracy"] for amount in steps]
+                     batch_size=batch_size)["accuracy"] for amount in amounts]
 
 
-def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None = None, *, epochs: int,
-        batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
-        label_smoothing: float = 0.0, schedule: str = "onecycle", stn_lr_scale: float = 1.0,
-        norm_lr_scale: float = 1.0, lookahead: bool = False,
-        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-        progressive_sizes: Sequence[int] = (), seed: int = 0, device=None, channels_last: bool = False,
-        precision: str = "fp32", flip_tta: bool = False, translate_tta: bool = False,
-        checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        on_step: Callable[[int], None] | None = None, progress: bool = True) -> dict:
-    """Train ``model`` with SGD (Nesterov momentum) and return its per-epoch history.
+# --- callbacks -------------------------------------------------------------------------------
 
-    Args:
-        epochs: number of passes over ``train`` (>= 1).
-        lr: peak learning rate. ``schedule`` is ``"onecycle"`` (linear warm-up over the
-            first 20 % of steps, then linear decay to zero) or ``"constant"``.
-        stn_lr_scale: multiplies the learning rate of ``model.stn``'s parameters, if the
-            model has a spatial transformer there.
-        norm_lr_scale: multiplies the learning rate of normalisation layers' parameters
-            (the shifts, and scales where they are trained).
-        lookahead: keep a moving average of the weights (and batch-norm statistics) from
-            ``LOOKAHEAD_START`` of the run on, and set the weights back to it every
-            ``LOOKAHEAD_EVERY`` training images and at the end of every epoch (the
-            lookahead scheme of hlb-CIFAR10 and airbench). The average forgets fast at first
-            and ever more slowly towards the end, so the last epochs are averaged.
-        augment: ``augment(images, generator) -> images`` applied to every training
-            batch, on the device (for example :func:`stn_utils.data.random_crop_flip`).
-        progressive_sizes: train at lower resolution first (progressive resizing): the
-            run is split into ``len(progressive_sizes)`` equal runs of epochs, and in the
-            k-th the (augmented) training images are resized to ``progressive_sizes[k]``
-            pixels square. ``(16, 24, 32)`` on CIFAR-10 makes the first third of the epochs
-            about 4x and the second about 2x cheaper; evaluation is always at full size.
-            Needs a model that takes any input size. Empty (default): always full size.
-        seed: seeds the initial shuffle and augmentation generator; call
-            :func:`seed_everything` before building the model for a fully seeded run.
-        channels_last: keep images and weights in channels-last memory order, which
-            oneDNN's (CPU) and cuDNN's convolutions run faster.
-        precision: ``"fp32"``, ``"bf16"`` (autocast to bfloat16 for training and the
-            per-epoch test) or ``"auto"``: bf16 where the device has it in hardware
-            (:func:`autocast_dtype`). The weights and the optimiser stay in fp32.
-        checkpoint: file to write after every epoch (atomically). With ``resume=True``
-            training continues from it when it exists.
-        flip_tta, translate_tta: evaluate with mirror and one-pixel-shift test-time
-            augmentation (see :func:`evaluate`).
-        on_step: called as ``on_step(step)`` after every optimiser step (``step`` counts
-            from 1 over the whole run), e.g. to record what the STN does as it learns.
+@dataclass
+class Progress:
+    """What a callback of :func:`fit` is told.
 
-    A :class:`~stn_utils.models.PatchWhitening` stem that is not fitted yet is fitted
-    first, to ``WHITENING_SAMPLE`` training images drawn with ``seed`` (a resumed run
-    restores the fitted one from the checkpoint).
-
-    Under ``torch.distributed`` (a process group initialised, as ``python -m stn_utils.train``
-    does under ``torchrun``), every process calls ``fit`` alike: the model is wrapped in
-    ``DistributedDataParallel``, each epoch's shuffled order is split across the processes
-    (``batch_size`` is per process), the training loss and accuracy are summed over all of
-    them, rank 0 evaluates and shares the scores, and only rank 0 writes the checkpoint
-    (of the plain model, so it loads without DDP).
-
-    Returns:
-        A history dict of lists: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
-        ``test_acc`` (``None`` without a test set) and ``seconds`` (wall time so far).
+    Attributes:
+        event: ``"step"`` after every optimiser step, ``"epoch"`` after every epoch
+            (its test and history entry done, its checkpoint not yet written).
+        epoch: the epoch, counted from 1, that the step belongs to or that just ended.
+        step: optimiser steps taken so far in the whole run, from 1.
+        epochs, steps: the run's totals.
+        model: the model being trained (unwrapped from DistributedDataParallel).
+        history: the history so far (see :func:`fit`); a callback may add to it.
+        loss: the training loss of this step (``"step"`` events) or ``None``.
     """
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be a whole number >= 1; got {epochs!r}.")
-    if schedule not in ("onecycle", "constant"):
-        raise ValueError(f"schedule must be 'onecycle' or 'constant'; got {schedule!r}.")
-    if not all(isinstance(side, int) and side >= 1 for side in progressive_sizes):
-        raise ValueError(f"progressive_sizes must be whole numbers of pixels >= 1, e.g. (16, 24, 32); "
-                         f"got {progressive_sizes!r}.")
-    device = torch.device(device) if device is not None else pick_device()
-    dtype = autocast_dtype(precision, device)  # checks precision before any work
-    rank, world_size = _rank_and_world()
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    stn = getattr(model, "stn", None)
-    stn_ids = {id(p) for p in stn.parameters()} if stn is not None else set()
+
+    event: str
+    epoch: int
+    step: int
+    epochs: int
+    steps: int
+    model: nn.Module
+    history: dict
+    loss: float | None = None
+
+
+def log_epochs(progress: Progress, file=None) -> None:
+    """A callback that prints one line per epoch: readable in a notebook's stored output
+    and in a log file alike."""
+    if progress.event != "epoch":
+        return
+    h, i = progress.history, -1
+    test = "" if h["test_acc"][i] is None else f"  test loss {h['test_loss'][i]:.3f}  test acc {h['test_acc'][i]:.2%}"
+    print(f"epoch {progress.epoch}/{progress.epochs}  train loss {h['train_loss'][i]:.3f}  "
+          f"train acc {h['train_acc'][i]:.2%}{test}  ({h['seconds'][i]:.0f} s)", file=file or sys.stdout, flush=True)
+
+
+# --- the parts of a training run ------------------------------------------------------------
+
+def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    """SGD with Nesterov momentum and one parameter group per (in a spatial transformer,
+    in a norm layer, decays) combination, so each gets its own rate and weight decay.
+
+    Biases and norm parameters get no weight decay. Every :class:`SpatialTransformer`'s
+    parameters learn at ``recipe.stn_lr_scale`` of the rate: its zero-initialised theta
+    head otherwise swings the whole image in the first steps.
+    """
+    stn_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
     norm_ids = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
-    groups = {}
+    groups: dict[tuple, list] = {}
     for parameter in (p for p in model.parameters() if p.requires_grad):
-        # no weight decay on biases and norm scales; a smaller step for the STN, whose
-        # zero-initialised theta head otherwise swings the whole image in early steps
         key = (id(parameter) in stn_ids, id(parameter) in norm_ids, parameter.ndim > 1)
         groups.setdefault(key, []).append(parameter)
-    optimizer = torch.optim.SGD(
-        [{"params": params, "lr": lr * (stn_lr_scale if in_stn else 1.0) * (norm_lr_scale if in_norm else 1.0),
-          "weight_decay": weight_decay if decays else 0.0}
+    return torch.optim.SGD(
+        [{"params": params, "weight_decay": recipe.weight_decay if decays else 0.0,
+          "lr": recipe.lr * (recipe.stn_lr_scale if in_stn else 1.0) * (recipe.norm_lr_scale if in_norm else 1.0)}
          for (in_stn, in_norm, decays), params in groups.items()],
-        lr=lr, momentum=momentum, nesterov=momentum > 0)
-    steps_per_epoch = math.ceil(math.ceil(len(train) / world_size) / batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup = max(1, int(0.2 * total_steps))
-
-    def lr_factor(step: int) -> float:
-        if schedule == "constant":
-            return 1.0
-        return step / warmup if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    # lookahead: the first update on or after its start creates the average
-    lookahead_every = max(1, round(LOOKAHEAD_EVERY / (batch_size * world_size)))
-    lookahead_first = math.ceil(LOOKAHEAD_START * total_steps / lookahead_every) * lookahead_every
-    average = None
-    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [], "seconds": []}
-    generator = torch.Generator().manual_seed(seed)
-    start_epoch, elapsed = 0, 0.0
-    if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, model, optimizer=optimizer, scheduler=scheduler)
-        history, start_epoch = state["history"], state["epoch"]
-        generator.set_state(state["generator"])
-        elapsed = history["seconds"][-1] if history["seconds"] else 0.0
-        if lookahead and scheduler.last_epoch >= lookahead_first:
-            average = _AveragedWeights(model)  # every epoch ends with the weights set to the average
-    if any(isinstance(m, PatchWhitening) and not m.fitted for m in model.modules()):
-        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:WHITENING_SAMPLE]
-        fit_whitening(model, to_float(train.images[sample]).to(device))
-    net = model  # what trains; ``model`` itself is evaluated and saved
-    if world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-
-    bar = _progress(range(start_epoch, epochs), progress and rank == 0, initial=start_epoch, total=epochs)
-    for epoch in bar:
-        started = time.perf_counter()
-        net.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for images, labels in batches(train, batch_size, device=device, shuffle=True, generator=generator,
-                                      rank=rank, world_size=world_size):
-            if augment is not None:
-                images = augment(images, generator)
-            if progressive_sizes:
-                side = progressive_sizes[epoch * len(progressive_sizes) // epochs]
-                if images.shape[-2:] != (side, side):
-                    images = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True,
-                                           align_corners=False)
-            with _autocast(device, dtype):
-                logits = net(_prepare(images, channels_last))
-                loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-            # under DDP, test the sum over all processes, so that all of them stop together
-            checked = _sum_over_ranks(loss.detach()) if world_size > 1 else loss
-            if not torch.isfinite(checked):
-                raise TrainingDiverged(
-                    f"the loss became {checked.item()} in epoch {epoch + 1}; stopped. Lower the "
-                    f"learning rate (now {lr}) or check the inputs for NaN. "
-                    + (f"The last good checkpoint is kept at {checkpoint}." if checkpoint else ""))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step = scheduler.last_epoch
-            if lookahead and step >= lookahead_first and step % lookahead_every == 0:
-                if average is None:
-                    average = _AveragedWeights(model)
-                else:  # forget fast early on, ever more slowly towards the end
-                    average.pull(model, LOOKAHEAD_DECAY * (step / total_steps) ** 3)
-            if on_step is not None:
-                on_step(step)
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-        if average is not None:
-            average.pull(model, 1.0)
-        elapsed += time.perf_counter() - started
-        if world_size > 1:
-            totals = _sum_over_ranks(torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device))
-            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
-        scores = evaluate(model, test, device=device, flip_tta=flip_tta, translate_tta=translate_tta,
-                          channels_last=channels_last, precision=precision) if test is not None and rank == 0 else None
-        if world_size > 1:  # rank 0's scores (and its time) for every process
-            shared = [scores, elapsed]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            scores, elapsed = shared
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(loss_sum / seen)
-        history["train_acc"].append(correct / seen)
-        history["test_loss"].append(scores and scores["loss"])
-        history["test_acc"].append(scores and scores["accuracy"])
-        history["seconds"].append(elapsed)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
-                            test_acc="-" if scores is None else f"{scores['accuracy']:.3f}")
-        if checkpoint is not None and rank == 0:
-            save_checkpoint(checkpoint, model, optimizer=optimizer, scheduler=scheduler,
-                            epoch=epoch + 1, history=history, generator=generator.get_state())
-    if world_size > 1:
-        torch.distributed.barrier()  # the last checkpoint is written when fit returns
-    return history
+        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
 
-class _AveragedWeights:
-    """A moving average of a model's floating-point state (weights and norm statistics)."""
+def lr_factor(step: int, total_steps: int, recipe: Recipe) -> float:
+    """The learning rate at ``step`` (from 0) as a fraction of the peak: ``"onecycle"`` rises
+    linearly from ``recipe.lr_start`` to 1 over the first ``recipe.warmup`` of the steps, then
+    falls linearly to ``recipe.lr_end`` at ``total_steps``; ``"constant"`` is 1 throughout."""
+    if recipe.schedule == "constant":
+        return 1.0
+    rise = max(1, int(recipe.warmup * total_steps))
+    if step < rise:
+        return recipe.lr_start + (1 - recipe.lr_start) * step / rise
+    remaining = max(0.0, (total_steps - step) / max(1, total_steps - rise))
+    return recipe.lr_end + (1 - recipe.lr_end) * remaining
 
-    def __init__(self, model: nn.Module):
-        self.average = {name: value.detach().clone() for name, value in model.state_dict().items()
-                        if value.is_floating_point()}
+
+class Lookahead:
+    """A decaying average of a model's floating-point state (weights and norm statistics),
+    into which the weights are set back from time to time (hlb-CIFAR10's and airbench's
+    lookahead).
+
+    The average starts at ``start`` of the run and takes a step every ``every_images``
+    training images; it forgets fast at first and ever more slowly towards the end
+    (decay ``0.95 ** 5 * (step / total) ** 3``), so the last epochs are the ones averaged.
+    """
+
+    start, every_images, decay = 0.3, 5120, 0.95 ** 5
+
+    def __init__(self, total_steps: int, batch_size: int):
+        self.total_steps = total_steps
+        self.every = max(1, round(self.every_images / batch_size))
+        self.first = math.ceil(self.start * total_steps / self.every) * self.every
+        self.average: dict[str, Tensor] | None = None
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        if step < self.first or step % self.every:
+            return
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        else:
+            self.pull(model, self.decay * (step / self.total_steps) ** 3)
+
+    def resume(self, model: nn.Module, step: int) -> None:
+        """After loading a checkpoint at ``step``: every epoch ended with the weights set to
+        the average, so the saved weights are the average."""
+        if step >= self.first:
+            self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
-    def pull(self, model: nn.Module, decay: float) -> None:
+    def pull(self, model: nn.Module, decay: float = 1.0) -> None:
         """Move the average towards the model by ``1 - decay``, then set the model to it."""
+        if self.average is None:
+            return
         state = model.state_dict()
         for name, average in self.average.items():
             average.lerp_(state[name], 1 - decay)
             state[name].copy_(average)
 
 
-def _rank_and_world() -> tuple[int, int]:
-    """This process's rank and the number of processes; ``(0, 1)`` outside torch.distributed."""
-    distributed = torch.distributed
-    if distributed.is_available() and distributed.is_initialized():
-        return distributed.get_rank(), distributed.get_world_size()
-    return 0, 1
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (``.module``), or the model itself."""
+    return getattr(model, "module", model)
 
 
-def _sum_over_ranks(values: Tensor) -> Tensor:
-    """The sum of ``values`` over all processes (a copy; ``values`` is left as it is)."""
-    values = values.clone()
-    torch.distributed.all_reduce(values)
-    return values
+def train_epoch(net: nn.Module, train: ImageDataset, recipe: Recipe, *, optimizer, scheduler, scaler,
+                lookahead: Lookahead | None, generator: torch.Generator, device, epoch: int,
+                on_step: Callable[[int, float], None] = lambda step, loss: None) -> tuple[float, float]:
+    """One pass over ``train`` in a seeded shuffled order; returns (mean loss, accuracy).
 
-
-def _progress(iterable, enabled: bool, **kwargs):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    kwargs = {"desc": "epochs", "unit": "epoch", **kwargs}
-    return tqdm(iterable, **kwargs)
-
-
-def save_checkpoint(path, model: nn.Module, *, optimizer=None, scheduler=None, epoch: int = 0,
-                    history: dict | None = None, generator: Tensor | None = None) -> Path:
-    """Write a checkpoint atomically: to a temporary file first, then rename.
-
-    A run killed while saving leaves the previous checkpoint intact, never half a file.
+    Raises :class:`TrainingDiverged` as soon as the loss is not finite; each step's weights
+    are only changed by a finite loss.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CheckpointError(f"cannot create the folder {path.parent} for checkpoints: {error}. "
-                              "Choose a writable output folder.") from error
-    state = {"model": model.state_dict(), "model_class": type(model).__name__, "epoch": epoch,
-             "history": history or {}}
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
+    dtype, augment = autocast_dtype(recipe.precision, device), recipe.augmentation
+    net.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for images, labels, index in train.batches(recipe.batch_size, device=device, shuffle=True, generator=generator,
+                                               with_index=True):
+        if getattr(augment, "sees_epoch", False):  # e.g. alternating flips: which image, in which epoch
+            images = augment(images, generator, index=index, epoch=epoch)
+        elif augment is not None:
+            images = augment(images, generator)
+        with _autocast(device, dtype):
+            logits = net(_prepare(images, recipe.channels_last))
+            loss = F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the loss became {value} in epoch {epoch}; stopped. Lower the learning "
+                                   f"rate (now {recipe.lr}) or check the inputs for NaN.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # under fp16, skips the step when the scaled gradients overflowed
+        scaler.update()
+        scheduler.step()
+        if lookahead is not None:
+            lookahead.after_step(_unwrap(net), scheduler.last_epoch)
+        on_step(scheduler.last_epoch, value)
+        loss_sum += value * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+    if lookahead is not None:
+        lookahead.pull(_unwrap(net))
+    return loss_sum / seen, correct / seen
+
+
+def prepare_model(model: nn.Module, train: ImageDataset, seed: int, device) -> None:
+    """Let a model fit itself to the data before training: ``model.prepare(images)`` (e.g.
+    :meth:`stn_utils.models.Classifier.prepare`) with 2,000 training images drawn with
+    ``seed``. :func:`fit` calls this; a model that is already prepared keeps its fit."""
+    if hasattr(model, "prepare"):
+        sample = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))[:2000]
+        model.prepare(to_float(train.images[sample]).to(device))
+
+
+def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe: Recipe, *, device=None,
+        seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
+        callbacks: Iterable[Callable[[Progress], None]] = ()) -> dict:
+    """Train ``model`` on ``train`` with ``recipe``; test on ``test`` after every epoch.
+
+    ``seed`` fixes the data order and augmentation (call :func:`seed_everything` before
+    building the model for a fully seeded run). With ``checkpoint`` the state is written
+    after every epoch, atomically; with ``resume=True`` as well, a run continues from that
+    file when it exists and gives the history of an uninterrupted run. A checkpoint of
+    another recipe is refused with the fields that differ. ``model`` may come wrapped in
+    DistributedDataParallel (see :mod:`stn_utils.train`); it is tested and saved unwrapped.
+
+    Returns:
+        The history, a dict of per-epoch lists: ``epoch``, ``train_loss``, ``train_acc``,
+        ``test_loss`` and ``test_acc`` (``None`` without a test set), ``seconds`` (training
+        time so far, tests excluded).
+    """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a stn_utils.recipes.Recipe; got {type(recipe).__name__}. "
+                        "Start from a named one, e.g. dataclasses.replace(recipes.MNIST, epochs=2).")
+    device = torch.device(device) if device is not None else pick_device()
+    plain = _unwrap(model).to(device)
+    if recipe.channels_last:
+        plain.to(memory_format=torch.channels_last)
+    steps = recipe.epochs * math.ceil(len(train) / recipe.batch_size)
+    optimizer = optimizer_for(plain, recipe)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, recipe))
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(recipe.precision, device) == torch.float16)
+    lookahead = Lookahead(steps, recipe.batch_size) if recipe.lookahead else None
+    generator = torch.Generator().manual_seed(seed)
+    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [], "seconds": []}
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, plain, recipe=recipe, optimizer=optimizer, scheduler=scheduler,
+                                scaler=scaler)
+        history = state["history"]
+        generator.set_state(state["generator"])
+        if lookahead is not None:
+            lookahead.resume(plain, scheduler.last_epoch)
+    prepare_model(plain, train, seed, device)
+    callbacks = list(callbacks)
+
+    def tell(event: str, epoch: int, loss: float | None = None) -> None:
+        for callback in callbacks:
+            callback(Progress(event, epoch, scheduler.last_epoch, recipe.epochs, steps, plain, history, loss))
+
+    for epoch in range(len(history["epoch"]) + 1, recipe.epochs + 1):
+        started = time.perf_counter()
+        loss, accuracy = train_epoch(model, train, recipe, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                     lookahead=lookahead, generator=generator, device=device, epoch=epoch,
+                                     on_step=lambda step, value, epoch=epoch: tell("step", epoch, value))
+        seconds = (history["seconds"][-1] if history["seconds"] else 0.0) + time.perf_counter() - started
+        scores = _evaluate_with(plain, test, recipe, device) if test is not None else {"loss": None, "accuracy": None}
+        for key, value in zip(history, (epoch, loss, accuracy, scores["loss"], scores["accuracy"], seconds)):
+            history[key].append(value)
+        tell("epoch", epoch)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, plain, recipe=recipe, optimizer=optimizer, scheduler=scheduler,
+                            scaler=scaler, history=history, generator=generator.get_state())
+    return history
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+def save_checkpoint(path, model: nn.Module, *, recipe: Recipe | None = None, optimizer=None, scheduler=None,
+                    scaler=None, history: dict | None = None, generator: Tensor | None = None) -> Path:
+    """Write a checkpoint atomically (:func:`stn_utils.files.atomic_write`): a run killed while
+    saving leaves the previous checkpoint intact, never half a file.
+
+    It holds the model's weights, its name (``model_name``, from
+    :func:`stn_utils.models.build_model`) and build arguments, the recipe as plain values,
+    the history (``epoch`` is the number of epochs done), and whatever of the optimiser,
+    schedule, gradient scaler and data-order generator is given, for resuming.
+    """
+    history = history or {}
+    state = {"model": model.state_dict(), "model_name": getattr(model, "name", type(model).__name__),
+             "model_kwargs": getattr(model, "build_kwargs", None), "recipe": recipe and recipe.to_dict(),
+             "epoch": len(history.get("epoch", [])), "history": history}
+    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        if part is not None:
+            state[key] = part.state_dict()
     if generator is not None:
         state["generator"] = generator
-    partial = path.with_name(path.name + ".partial")
     try:
-        torch.save(state, partial)  # a RuntimeError from torch's file writer when it cannot open it
-        os.replace(partial, path)
+        # torch's file writer raises RuntimeError when it cannot open the file
+        return atomic_write(path, lambda partial: torch.save(state, partial))
     except (OSError, RuntimeError) as error:
-        partial.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write the checkpoint {path}: {error}. "
                               "Choose a writable output folder.") from error
-    return path
 
 
-def load_checkpoint(path, model: nn.Module, *, optimizer=None, scheduler=None, device=None) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and optimizer).
-
-    Loads with ``weights_only=True``, so a checkpoint cannot run code. Returns the stored
-    dict (``epoch``, ``history``, ...). Raises :class:`CheckpointError` for a missing or
-    damaged file, or one saved from a different model.
-    """
+def read_checkpoint(path, device=None) -> dict:
+    """The dict a checkpoint stores, read with ``weights_only=True``; :class:`CheckpointError`
+    for a missing, damaged or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train first, or check the path.")
@@ -516,19 +468,49 @@ def load_checkpoint(path, model: nn.Module, *, optimizer=None, scheduler=None, d
         raise CheckpointError(f"the checkpoint {path} is damaged or truncated ({error}); "
                               "delete it and train again, or resume from an older copy.") from error
     if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint written by stn_utils.save_checkpoint.")
-    expected = model.state_dict()
-    stored = state["model"]
+        raise CheckpointError(f"{path} is not a checkpoint written by stn_utils.training.save_checkpoint.")
+    return state
+
+
+def load_checkpoint(path, model: nn.Module, *, recipe: Recipe | None = None, optimizer=None, scheduler=None,
+                    scaler=None, device=None) -> dict:
+    """Load a checkpoint of :func:`save_checkpoint` into ``model`` (and the optimiser,
+    schedule and scaler, when given), with ``weights_only=True``, so it cannot run code.
+
+    Given a ``recipe``, refuses a checkpoint trained with another one and names the fields
+    that differ. Returns the stored dict (``epoch``, ``history``, ``recipe``, ...). Raises
+    :class:`CheckpointError` for a missing or damaged file, or one of another model or recipe.
+    """
+    state = read_checkpoint(path, device)
+    differences = recipe.differences(state["recipe"]) if recipe is not None and state.get("recipe") else []
+    if differences:
+        raise CheckpointError(f"the checkpoint {path} was trained with another recipe ({'; '.join(differences)}). "
+                              "Resume with the checkpoint's settings, or start afresh without resuming.")
+    expected, stored = model.state_dict(), state["model"]
     mismatched = sorted(set(expected) ^ set(stored)) + sorted(
         k for k in set(expected) & set(stored) if expected[k].shape != stored[k].shape)
     if mismatched:
         raise CheckpointError(
-            f"the checkpoint {path} was saved from a different model ({state.get('model_class')}; "
+            f"the checkpoint {path} was saved from a different model ({state.get('model_name')}; "
             f"{len(mismatched)} mismatched tensors, e.g. {mismatched[:3]}). Build the same model "
             "that was trained, or train this one from scratch.")
-    model.load_state_dict(stored)
-    if optimizer is not None and "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and "scheduler" in state:
-        scheduler.load_state_dict(state["scheduler"])
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in stored.items()})
+    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        if part is not None and key in state:
+            part.load_state_dict(state[key])
     return state
+
+
+def load_model(path, device=None) -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint was saved from (by its stored name and build
+    arguments), load its weights, and return ``(model in eval mode, stored dict)``.
+
+    Example: ``model, state = load_model("runs/cifar_stn/checkpoint.pt")``.
+    """
+    state = read_checkpoint(path, device)
+    if state.get("model_kwargs") is None:
+        raise CheckpointError(f"{path} does not say how to build its model ({state.get('model_name')}); "
+                              "build it yourself and call load_checkpoint(path, model).")
+    model = build_model(state["model_name"], **state["model_kwargs"])
+    load_checkpoint(path, model, device=device)
+    return model.to(device or "cpu").eval(), state

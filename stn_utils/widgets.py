@@ -15,8 +15,7 @@ from IPython.display import Image, clear_output, display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from . import geometry
-from .viz import (_figure, _imshow, _single_image, fit_overlay_view, grid_overlay_coords,
-                  plot_grid_overlay, to_display)
+from .viz import _figure, _imshow, _single_image, fit_overlay_view, grid_overlay_coords, plot_grid_overlay, to_display
 
 __all__ = ["ThetaExplorer", "theta_explorer"]
 
@@ -30,7 +29,7 @@ PARAMETERS = {
     "translate_y": (0.0, -1.0, 1.0, 0.05),
 }
 # Raw slider name -> (row, column) in theta.
-RAW_ENTRIES = {"a": (0, 0), "b": (0, 1), "tx": (0, 2), "c": (1, 0), "d": (1, 1), "ty": (1, 2)}
+RAW_ENTRIES = geometry.THETA_ENTRIES
 MODES = ("parametrised", "raw theta")
 
 

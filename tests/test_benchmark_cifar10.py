@@ -1,5 +1,6 @@
 """benchmarks/cifar10.py: its table on a tiny fake CIFAR-10 (no data set, a few seconds)."""
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -49,20 +50,19 @@ def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys):
     seen = []
     original = benchmark.fit
 
-    def spy(model, train, test, **kwargs):
-        seen.append((type(model.body[-1]).__name__, getattr(model.body[2], "out_channels", None), kwargs))
-        return original(model, train, test, **kwargs)
+    def spy(model, train, test, recipe, **kwargs):
+        seen.append((type(model.body[-1]).__name__, getattr(model.body[2], "out_channels", None), recipe))
+        return original(model, train, test, recipe, **kwargs)
 
     monkeypatch.setattr(benchmark, "fit", spy)
     benchmark.main(["--rows", "seed", "cnn", "--epochs", "1", "--seed-epochs", "1", "--speed-steps", "0",
-                    "--set", "lookahead=False", "precision=fp32", "progressive_sizes=16,32",
-                    "--widths", "8,8,16"])
-    (_, _, seed_kwargs), (_, width, cnn_kwargs) = seen
-    assert "lookahead" not in seed_kwargs and seed_kwargs["lr"] == 0.01
-    assert width == 8 and cnn_kwargs["lookahead"] is False and cnn_kwargs["precision"] == "fp32"
-    assert cnn_kwargs["progressive_sizes"] == (16, 32)
+                    "--set", "lookahead=False", "precision=fp32", "tta_level=1", "--widths", "8,8,16"])
+    (_, _, seed_recipe), (_, width, cnn_recipe) = seen
+    assert seed_recipe == dataclasses.replace(benchmark.recipes.SEED, epochs=1)
+    assert width == 8 and cnn_recipe.lookahead is False and cnn_recipe.precision == "fp32"
+    assert cnn_recipe.tta_level == 1 and cnn_recipe.epochs == 1
     out = capsys.readouterr().out
-    assert "with lookahead=False precision=fp32 progressive_sizes=(16, 32) widths=8,8,16 |" in out
+    assert "with lookahead=False precision=fp32 tta_level=1 widths=8,8,16 |" in out
 
 
 def test_seed_option_seeds_the_weights_and_the_data_order(monkeypatch, capsys):
@@ -70,7 +70,7 @@ def test_seed_option_seeds_the_weights_and_the_data_order(monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
     seen = []
 
-    def spy(model, train, test, **kwargs):
+    def spy(model, train, test, recipe, **kwargs):
         seen.append((kwargs["seed"], model.body[-2].weight.detach().clone()))
         return {}
 
@@ -80,7 +80,7 @@ def test_seed_option_seeds_the_weights_and_the_data_order(monkeypatch, capsys):
     (seed_0, weights_0), (seed_1, weights_1) = seen
     assert (seed_0, seed_1) == (0, 1) and not torch.equal(weights_0, weights_1)
     out = capsys.readouterr().out
-    assert "| course CNN, CIFAR10_RECIPE, seed 1 |" in out and "| course CNN, CIFAR10_RECIPE |" in out
+    assert "| course CNN, recipes.CIFAR10, seed 1 |" in out and "| course CNN, recipes.CIFAR10 |" in out
 
 
 def test_bad_overrides_are_refused(monkeypatch, capsys):
@@ -88,6 +88,7 @@ def test_bad_overrides_are_refused(monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
     for argv, message in ((["--set", "learning_rate=0.1"], "--set takes KEY=VALUE with KEY one of"),
                           (["--set", "lr"], "got 'lr'"),
+                          (["--set", "tta_level=5"], "Recipe.tta_level must be 0, 1 or 2"),
                           (["--widths", "8,8"], "--widths takes three positive channel counts")):
         with pytest.raises(SystemExit):
             benchmark.main(argv)

@@ -224,11 +224,13 @@ def test_missing_folder_names_both_options(tmp_path):
 def test_download_offline_names_both_options(tmp_path, monkeypatch, source):
     import torchvision
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
-    with pytest.raises(DataNotFoundError, match="download failed with: URLError") as info:
+    with pytest.raises(DataNotFoundError, match=r"torchvision's download failed \(URLError") as info:
         load_dataset("mnist", "train", root=tmp_path, source=source)
     message = str(info.value)
-    assert str(tmp_path / "mnist" / "train") in message
-    assert "source='folder'" in message and "source='download'" in message
+    assert f"put the images at {tmp_path / 'mnist' / 'train'}/<class>/<image>" in message
+    assert "the default source, 'auto', uses the folder when it is there" in message
+    assert "torchvision downloads mnist (source='download')" in message
+    assert "os.environ['STN_DATA_DIR']" in message
     assert isinstance(info.value.__cause__, urllib.error.URLError)
     assert not (tmp_path / "cache").exists()
 
@@ -486,3 +488,32 @@ def test_real_mnist_test_split(monkeypatch):
     second = load_dataset("mnist", "test", root=REAL_ROOT, source="folder")
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
 
+
+
+# --- checks where data enter ------------------------------------------------------------------
+
+@pytest.mark.parametrize("images, labels, message", [
+    (torch.zeros(4, 8, 8), torch.zeros(4, dtype=torch.int64),
+     r"images must be a tensor \(N, C, H, W\); got \(4, 8, 8\)"),
+    (torch.zeros(4, 1, 8, 8), torch.zeros(3, dtype=torch.int64), "has 4 images but 3 labels; give exactly one label"),
+    (torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 1]), r"labels run from 0 to 2, but there are 2 classes"),
+    (torch.zeros(4, 1, 8, 8), torch.tensor([0, -1, 1, 1]), r"labels run from -1 to 1"),
+    (torch.zeros(4, 1, 8, 8), torch.zeros(4), "labels must be a 1-D integer tensor"),
+])
+def test_image_dataset_refuses_labels_that_do_not_fit(images, labels, message):
+    with pytest.raises(ValueError, match=message):
+        ImageDataset(images, labels, ("a", "b"))
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    from stn_utils.files import atomic_write
+    target = tmp_path / "deep" / "file.txt"
+    atomic_write(target, lambda path: path.write_text("first"))
+
+    def broken(path):
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["file.txt"]

@@ -153,3 +153,100 @@ def test_corner_rejects_wrong_answers_with_a_hint(answer, phrase, capsys):
 def test_none_means_not_attempted(check, capsys):
     ok, out = run(check, None, capsys)
     assert ok is False and NOT_ATTEMPTED in out and "Not quite" not in out
+
+
+# ---- exercise 1: the reader writes the grid generator ------------------------------------------
+
+def learner_grid(theta, size, align_corners, *, bug=None):
+    """A grid generator the way a reader would write it, with one optional, typical bug."""
+    height, width = size
+    if bug == "ignores align_corners":
+        align_corners = False
+    if bug == "align_corners swapped":
+        align_corners = not align_corners
+
+    def centres(n):
+        j = torch.arange(n, dtype=theta.dtype)
+        if bug == "off by half a pixel":
+            return -1 + 2 * j / n  # the left edges
+        return -1 + 2 * j / (n - 1) if align_corners else (2 * j + 1) / n - 1
+
+    xs, ys = centres(width), centres(height)
+    if bug == "meshgrid x first":
+        cols, rows = torch.meshgrid(xs, ys, indexing="ij")  # (W, H) each
+    else:
+        rows, cols = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
+    base = torch.stack([cols, rows, torch.ones_like(cols)], dim=-1)
+    if bug == "points (y, x, 1)":
+        base = torch.stack([rows, cols, torch.ones_like(cols)], dim=-1)
+    if bug == "no translation":
+        base = base * base.new_tensor([1.0, 1.0, 0.0])
+    matrix = theta.transpose(1, 2)
+    if bug == "theta not transposed":
+        matrix = torch.cat([theta[:, :, :2], theta[:, :, 2:].transpose(1, 2)], dim=1)  # (B, 3, 2)
+    if bug == "detached":
+        matrix = matrix.detach()
+    grid = (base.reshape(1, -1, 3) @ matrix).reshape(theta.shape[0], *base.shape[:2], 2)
+    if bug == "output (y, x)":
+        grid = grid.flip(-1)
+    return grid
+
+
+def test_affine_grid_accepts_right_functions(capsys):
+    for answer in (learner_grid,
+                   lambda theta, size, align_corners: geometry.affine_grid(theta, size, align_corners=align_corners),
+                   lambda theta, size, align_corners: F.affine_grid(theta, [theta.shape[0], 3, *size],
+                                                                    align_corners=align_corners)):
+        ok, out = run(grids.check_affine_grid, answer, capsys)
+        assert ok is True and out.startswith("Correct!") and "gradients with respect to theta" in out, out
+
+
+def test_affine_grid_cases_cover_both_flags_and_non_square_sizes():
+    cases = grids._grid_cases()
+    assert {case.inputs["align_corners"] for case in cases} == {False, True}
+    assert all(case.inputs["size"][0] != case.inputs["size"][1] for case in cases)
+    assert len({case.inputs["theta"].shape[0] for case in cases}) > 1  # more than one batch size
+    thetas = torch.cat([case.inputs["theta"] for case in cases])
+    assert ((thetas - torch.eye(2, 3)).abs() > 1e-2).float().mean() > 0.9  # random, far from the identity
+
+
+@pytest.mark.parametrize("bug, phrases", [
+    ("align_corners swapped", ["Values:", "OTHER align_corners value"]),
+    ("ignores align_corners", ["align_corners=True", "OTHER align_corners value"]),
+    ("points (y, x, 1)", ["Values:", "x and y are swapped in the points"]),
+    ("output (y, x)", ["Values:", "x and y are swapped in the last axis"]),
+    ("off by half a pixel", ["Values:", "half a pixel", "LEFT EDGE"]),
+    ("meshgrid x first", ["Shape:", "(2, 5, 3, 2)", "(2, 3, 5, 2)", "Rows and columns are swapped"]),
+    ("no translation", ["Values:", "translation is missing"]),
+    ("theta not transposed", ["Values:", "used transposed"]),
+    ("detached", ["Gradient:", "does not depend on theta"]),
+])
+def test_affine_grid_rejects_typical_bugs_with_a_hint_naming_the_difference(bug, phrases, capsys):
+    def answer(theta, size, align_corners):
+        return learner_grid(theta, size, align_corners, bug=bug)
+
+    ok, out = run(grids.check_affine_grid, answer, capsys)
+    assert ok is False and out.startswith("Not quite.")
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+
+
+def test_affine_grid_names_the_worst_entry(capsys):
+    def one_wrong_entry(theta, size, align_corners):
+        grid = learner_grid(theta, size, align_corners).clone()
+        grid[1, 2, 3, 1] += 0.5
+        return grid
+
+    ok, out = run(grids.check_affine_grid, one_wrong_entry, capsys)
+    assert ok is False and "1 of 60 entries" in out
+    assert "batch item 1, output row i=2, column j=3, its y" in out and "by hand" in out
+
+
+def test_affine_grid_stub_is_not_answered_yet(capsys):
+    def my_affine_grid(theta, size, align_corners):
+        # your code here
+        raise NotImplementedError
+
+    for answer in (my_affine_grid, None):
+        ok, out = run(grids.check_affine_grid, answer, capsys)
+        assert ok is False and out.startswith(NOT_ATTEMPTED) and "Not quite" not in out

@@ -3,12 +3,107 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stn_utils.exercises import localization as ex
 from stn_utils.models import SpatialTransformer
 
 NOT_ANSWERED = "Not answered yet"
+
+
+# --- check_spatial_transformer (code-writing) ---------------------------------------------
+
+def from_parts(x, stn):
+    theta = stn.to_theta(stn.localization(x)).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=stn.align_corners)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=stn.padding_mode, align_corners=stn.align_corners)
+
+
+@pytest.mark.parametrize("answer", [from_parts, lambda x, stn: stn.transform(x, stn.predict_theta(x))])
+def test_spatial_transformer_accepts_right_functions(answer, capsys):
+    assert ex.check_spatial_transformer(answer) is True
+    out = capsys.readouterr().out
+    assert out.startswith("Correct!") and "gradients with respect to x" in out, out
+
+
+def test_spatial_transformer_cases_are_varied_and_left_the_identity():
+    cases = ex._transformer_cases()
+    stns = [case.inputs["stn"] for case in cases]
+    assert {stn.padding_mode for stn in stns} == {"border", "zeros"}
+    assert {stn.align_corners for stn in stns} == {False, True}
+    assert any(case.inputs["x"].shape[-2] != case.inputs["x"].shape[-1] for case in cases)
+    assert any(case.inputs["x"].shape[1] == 3 for case in cases)
+    for case in cases:
+        theta = case.inputs["stn"].predict_theta(case.inputs["x"])
+        assert (theta - torch.eye(2, 3)).abs().mean() > 0.05           # not the identity
+        assert theta.std(dim=0).mean() > 1e-3                            # a different theta per input
+        assert "SpatialTransformer(" in case.describe() and "Sequential" not in case.describe()
+
+
+def test_spatial_transformer_cases_leave_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    ex._transformer_cases()
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def detached_theta(x, stn):
+    with torch.no_grad():
+        theta = stn.to_theta(stn.localization(x)).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=stn.align_corners)
+    return F.grid_sample(x, grid, padding_mode=stn.padding_mode, align_corners=stn.align_corners)
+
+
+def swapped_size(x, stn):
+    theta = stn.to_theta(stn.localization(x)).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], x.shape[3], x.shape[2]], align_corners=stn.align_corners)
+    return F.grid_sample(x, grid, padding_mode=stn.padding_mode, align_corners=stn.align_corners)
+
+
+def by_columns(x, stn):
+    theta = stn.to_theta(stn.localization(x)).view(-1, 3, 2).transpose(1, 2)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=stn.align_corners)
+    return F.grid_sample(x, grid, padding_mode=stn.padding_mode, align_corners=stn.align_corners)
+
+
+def zeros_padding(x, stn):
+    theta = stn.to_theta(stn.localization(x)).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=stn.align_corners)
+    return F.grid_sample(x, grid, align_corners=stn.align_corners)
+
+
+def defaults_only(x, stn):
+    theta = stn.to_theta(stn.localization(x)).reshape(-1, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode=stn.padding_mode, align_corners=False)
+
+
+@pytest.mark.parametrize("bug, phrases", [
+    (lambda x, stn: from_parts(x, stn) * 1.01, ["Values:", "three parts in order"]),
+    (by_columns, ["row by row"]),
+    (lambda x, stn: x, ["identity theta"]),
+    (zeros_padding, ["reads zeros", "padding_mode"]),
+    (defaults_only, ["align_corners=True", "BOTH"]),
+    (detached_theta, ["Gradient:", "torch.no_grad()"]),
+    (swapped_size, ["Shape:", "height before width"]),
+    (lambda x, stn: stn.localization(x), ["Shape:"]),
+])
+def test_spatial_transformer_rejects_typical_bugs_with_a_hint(bug, phrases, capsys):
+    assert ex.check_spatial_transformer(bug) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not quite.")
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+
+
+def test_spatial_transformer_stub_is_not_answered_yet(capsys):
+    def my_spatial_transformer(x, stn):
+        # your code here
+        raise NotImplementedError
+
+    assert ex.check_spatial_transformer(my_spatial_transformer) is False
+    out = capsys.readouterr().out
+    assert out.startswith(NOT_ANSWERED) and "Not quite" not in out
 
 
 # --- check_identity_bias ------------------------------------------------------------------
@@ -127,8 +222,8 @@ def test_feature_stn_shape_wrong(answer, capsys):
 
 # --- not attempted -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("check", [ex.check_identity_bias, ex.check_last_layer_parameters,
-                                   ex.check_shift_entry, ex.check_feature_stn_shape])
+@pytest.mark.parametrize("check", [ex.check_spatial_transformer, ex.check_identity_bias,
+                                   ex.check_last_layer_parameters, ex.check_shift_entry, ex.check_feature_stn_shape])
 def test_none_is_not_attempted(check, capsys):
     assert check(None) is False
     out = capsys.readouterr().out

@@ -144,3 +144,117 @@ def test_padding_rejects_wrong_answers_with_a_hint(answer, phrase, capsys):
 def test_none_means_not_attempted(check, capsys):
     ok, out = run(check, None, capsys)
     assert ok is False and NOT_ATTEMPTED in out and "Not quite" not in out
+
+
+# ---- exercise 2: the reader writes the sampler ---------------------------------------------------
+
+def learner_sample(image, grid, *, bug=None):
+    """A bilinear sampler the way a reader would write it (zeros padding, align_corners=False),
+    with one optional, typical bug."""
+    batch, channels, height, width = image.shape
+    gx, gy = grid[..., 0], grid[..., 1]
+    if bug == "x/y swapped":
+        gx, gy = gy, gx
+    if bug == "align_corners=True formula":
+        x, y = (gx + 1) * (width - 1) / 2, (gy + 1) * (height - 1) / 2
+    elif bug == "off by half a pixel":
+        x, y = (gx + 1) * width / 2, (gy + 1) * height / 2
+    else:
+        x, y = ((gx + 1) * width - 1) / 2, ((gy + 1) * height - 1) / 2
+    if bug == "border padding":
+        x, y = x.clamp(0, width - 1), y.clamp(0, height - 1)
+    x0 = x.long().to(x.dtype) if bug == "truncates" else torch.floor(x)
+    y0 = y.long().to(y.dtype) if bug == "truncates" else torch.floor(y)
+    dx, dy = x - x0, y - y0
+    if bug == "detached weights":
+        dx, dy = dx.detach(), dy.detach()
+    if bug == "weights swapped":
+        dx, dy = 1 - dx, 1 - dy
+    if bug == "nearest":
+        dx, dy = (dx > 0.5).to(dx.dtype), (dy > 0.5).to(dy.dtype)
+    flat = image.reshape(batch, channels, -1)
+    out = torch.zeros(batch, channels, *grid.shape[1:3], dtype=image.dtype)
+    for cx, cy, weight in [(x0, y0, (1 - dx) * (1 - dy)), (x0 + 1, y0, dx * (1 - dy)),
+                           (x0, y0 + 1, (1 - dx) * dy), (x0 + 1, y0 + 1, dx * dy)]:
+        inside = ((cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)).to(image.dtype)
+        if bug in ("no mask", "border padding"):
+            inside = torch.ones_like(inside)
+        index = (cy.clamp(0, height - 1) * width + cx.clamp(0, width - 1)).long()
+        values = torch.gather(flat, 2, index.reshape(batch, 1, -1).expand(-1, channels, -1))
+        out = out + values.reshape(out.shape) * (weight * inside).unsqueeze(1)
+    return out
+
+
+def test_bilinear_sample_accepts_right_functions(capsys):
+    for answer in (learner_sample,
+                   lambda image, grid: geometry.bilinear_sample(image, grid, align_corners=False),
+                   lambda image, grid: F.grid_sample(image, grid, align_corners=False)):
+        ok, out = run(sampling.check_bilinear_sample, answer, capsys)
+        assert ok is True and out.startswith("Correct!"), out
+        assert "gradients with respect to image and grid" in out
+
+
+def test_bilinear_sample_cases_reach_outside_the_image():
+    places = {"inside": 0, "edge": 0, "outside": 0}
+    cases = sampling._sample_cases()
+    assert any(case.inputs["image"].shape[2] != case.inputs["image"].shape[3] for case in cases)
+    for case in cases:
+        image, grid = case.inputs["image"], case.inputs["grid"]
+        height, width = image.shape[2:]
+        assert image.shape[0] == grid.shape[0]
+        x = ((grid[..., 0] + 1) * width - 1) / 2
+        y = ((grid[..., 1] + 1) * height - 1) / 2
+        inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+        outside = (x <= -1) | (x >= width) | (y <= -1) | (y >= height)
+        places["inside"] += int(inside.sum())
+        places["outside"] += int(outside.sum())
+        places["edge"] += int((~inside & ~outside).sum())
+    assert min(places.values()) >= 10, places
+
+
+@pytest.mark.parametrize("bug, phrases", [
+    ("align_corners=True formula", ["Values:", "align_corners=True formula"]),
+    ("off by half a pixel", ["Values:", "half a pixel off"]),
+    ("x/y swapped", ["Values:", "x and y are swapped"]),
+    ("no mask", ["Values:", "reads 0", "mask"]),
+    ("border padding", ["Values:", "border padding"]),
+    ("truncates", ["Values:", "TOWARDS ZERO", "torch.floor"]),
+    ("weights swapped", ["Values:", "weights are swapped"]),
+    ("nearest", ["Values:", "nearest-neighbour"]),
+    ("detached weights", ["Gradient:", "does not depend on grid"]),
+])
+def test_bilinear_sample_rejects_typical_bugs_with_a_hint_naming_the_difference(bug, phrases, capsys):
+    ok, out = run(sampling.check_bilinear_sample, lambda image, grid: learner_sample(image, grid, bug=bug),
+                  capsys)
+    assert ok is False and out.startswith("Not quite.")
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+
+
+def test_bilinear_sample_says_where_the_worst_sample_point_lies(capsys):
+    def wrong_outside(image, grid):
+        out = learner_sample(image, grid)
+        far = (grid.abs() > 1.3).any(-1)  # (B, H, W): points well outside the image
+        return out + far.unsqueeze(1).to(out.dtype)
+
+    ok, out = run(sampling.check_bilinear_sample, wrong_outside, capsys)
+    assert ok is False and "is outside the image: all four neighbours are padding" in out
+
+
+def test_bilinear_sample_gradient_hint_names_the_input(capsys):
+    def image_gradient_doubled(image, grid):
+        out = learner_sample(image, grid)
+        return out + (learner_sample(image, grid.detach()) - learner_sample(image.detach(), grid.detach()))
+
+    ok, out = run(sampling.check_bilinear_sample, image_gradient_doubled, capsys)
+    assert ok is False and "gradient with respect to image differs" in out and "pixel (row" in out
+
+
+def test_bilinear_sample_stub_is_not_answered_yet(capsys):
+    def my_bilinear_sample(image, grid):
+        # your code here
+        raise NotImplementedError
+
+    for answer in (my_bilinear_sample, None):
+        ok, out = run(sampling.check_bilinear_sample, answer, capsys)
+        assert ok is False and out.startswith(NOT_ATTEMPTED) and "Not quite" not in out

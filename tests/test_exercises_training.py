@@ -1,5 +1,3 @@
-import torch
-
 from stn_utils.exercises import training as ex
 from stn_utils.models import build_model, count_macs
 

@@ -419,7 +419,7 @@ def test_mnist_body_errors():
 
 INPUTS = {"cifar_cnn": (3, 32, 32), "cifar_stn": (3, 32, 32), "mnist_cnn": (1, 28, 28),
           "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32),
-          "tutorial_mnist_stn": (1, 28, 28)}
+          "tutorial_mnist_stn": (1, 28, 28), "digit_cnn": (1, 28, 28), "digit_stn": (1, 28, 28)}
 
 
 def test_every_model_has_an_input_shape_here():
@@ -478,3 +478,45 @@ def test_tutorial_localization_share():
     assert localization == 26 * 26 * 64 * 3 * 49 + 9 * 9 * 128 * 64 * 25 + 2048 * 32
     assert total == localization + 32 * 6 + body
     assert 0.7 < localization / total < 0.8
+
+
+# --- inputs checked where they enter, and what checkpoints need --------------------------------
+
+@pytest.mark.parametrize("name, images, hint", [
+    ("cifar_cnn", torch.rand(2, 1, 32, 32), "grey images: repeat the channel with image.expand"),
+    ("mnist_cnn", torch.rand(2, 3, 28, 28), "colour images: convert them to grey"),
+    ("cifar_stn", torch.rand(2, 32, 32, 3), "channels last? move them with image.permute"),
+])
+def test_a_model_given_the_wrong_channel_count_says_how_to_fix_it(name, images, hint):
+    model = build_model(name)
+    with pytest.raises(ValueError, match=f"the input of {name} must have .* channel") as info:
+        model(images)
+    assert hint in str(info.value)
+
+
+def test_build_model_remembers_how_it_was_built():
+    model = build_model("mnist_stn", transform="tps", input_size=42, output_size=28)
+    assert model.name == "mnist_stn"
+    assert model.build_kwargs == {"transform": "tps", "input_size": 42, "output_size": 28}
+    from stn_utils.transforms import ThinPlateSpline
+    assert build_model("mnist_stn", transform=ThinPlateSpline(3)).build_kwargs is None  # not a plain value
+
+
+def test_prepare_fits_the_whitening_stem_of_a_cifar_model_once():
+    from stn_utils.models import PatchWhitening
+    model = build_model("cifar_cnn", widths=(8, 8, 8))
+    stem = next(m for m in model.modules() if isinstance(m, PatchWhitening))
+    assert model.prepare(torch.rand(64, 3, 32, 32)) == 1 and bool(stem.fitted)
+    assert model.prepare(torch.rand(64, 3, 32, 32)) == 0
+    assert build_model("mnist_cnn").prepare(torch.rand(4, 1, 28, 28)) == 0
+
+
+def test_digit_models_and_supersampling():
+    from stn_utils.models import digit_body
+    assert digit_body(input_size=42)(torch.rand(2, 1, 42, 42)).shape == (2, 10)
+    model = build_model("digit_stn", input_size=60, output_size=28, localization_size=30)
+    assert model.stn.supersample == 2 and model.stn(torch.rand(2, 1, 60, 60)).shape == (2, 1, 28, 28)
+    # at the identity, supersampling averages 2x2 samples: a constant image stays constant
+    assert torch.allclose(model.stn(torch.full((1, 1, 60, 60), 0.5)), torch.tensor(0.5))
+    with pytest.raises(ValueError, match="supersample must be a whole number >= 1; got 0"):
+        SpatialTransformer(1, supersample=0)

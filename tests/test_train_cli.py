@@ -17,8 +17,8 @@ import torch
 
 from stn_utils.data import ImageDataset, load_dataset
 from stn_utils.models import build_model
-from stn_utils.train import main
-from stn_utils.training import batches, load_checkpoint, save_checkpoint
+from stn_utils.train import ProcessShard, main
+from stn_utils.training import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("STN_")}, "OMP_NUM_THREADS": "1"}
@@ -76,6 +76,9 @@ def reference(data_root, tmp_path_factory):
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
     assert "done: test accuracy" in stdout and str(again / "checkpoint.pt") in stdout
+    # output to a pipe (a log file, nohup): one line per epoch as it ends
+    assert [line.split("  ")[0] for line in stdout.splitlines()[:EPOCHS]] == [f"epoch {e}/{EPOCHS}" for e in
+                                                                              range(1, EPOCHS + 1)]
     return {"out": out, "history": json.loads((out / "history.json").read_text()),
             "again": json.loads((again / "history.json").read_text())}
 
@@ -114,7 +117,8 @@ def test_killed_run_resumes_to_the_same_result(reference, data_root, tmp_path):
 
     result = run(train_args(data_root, out, "--resume"))
     assert result.returncode == 0, result.stderr
-    assert f"resuming from {checkpoint}" in result.stderr
+    assert f"resuming from {checkpoint}: {killed_at} of {EPOCHS} epochs done, continuing with epoch {killed_at + 1}" \
+        in result.stderr
     resumed = json.loads((out / "history.json").read_text())
     assert without_seconds(resumed) == without_seconds(reference["history"])
 
@@ -145,20 +149,22 @@ def test_torchrun_two_processes_on_cpu(reference, data_root, tmp_path):
         assert history[key] == pytest.approx(expected[key], abs=0.02), key
 
 
-def test_batches_shard_across_ranks():
+def test_process_shards_split_every_epochs_order():
     data = ImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10), tuple("abcdefghij"))
 
-    def labels(**kwargs):
-        return [y.tolist() for _, y in batches(data, 2, shuffle=True, generator=torch.Generator().manual_seed(0),
-                                               **kwargs)]
+    def labels(dataset):
+        return [y.tolist() for _, y in dataset.batches(2, shuffle=True, generator=torch.Generator().manual_seed(0))]
 
-    order = sum(labels(), [])
-    assert labels(rank=0, world_size=1) == labels()
-    shards = [labels(rank=r, world_size=3) for r in range(3)]
+    order = sum(labels(data), [])
+
+    def shard(rank, world):
+        return ProcessShard(data.images, data.labels, data.classes, rank=rank, world_size=world)
+
+    assert labels(shard(0, 1)) == labels(data)
+    shards = [labels(shard(r, 3)) for r in range(3)]
     assert [len(s) for s in shards] == [2, 2, 2]  # 10 padded to 12: 4 each, the same batch count
     assert [sum(s, []) for s in shards] == [(order + order[:2])[r::3] for r in range(3)]
-    with pytest.raises(ValueError, match="rank must be in"):
-        labels(rank=3, world_size=3)
+    assert len(shard(1, 3)) == 4
 
 
 # --- errors: each a clear one-line message and exit status 2 -----------------------------------
@@ -173,7 +179,7 @@ def error_line(stderr, expected):
 
 def truncated_checkpoint(folder):
     path = folder / "checkpoint.pt"
-    save_checkpoint(path, build_model("mnist_cnn"), epoch=1)
+    save_checkpoint(path, build_model("mnist_cnn"), history={"epoch": [1]})
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     return folder
 
@@ -186,10 +192,10 @@ def blocked_folder(tmp_path):
 @pytest.mark.parametrize("case, expected", [
     (dict(args=["--model", "resnet"]), "argument --model: invalid choice: 'resnet'"),
     (dict(args=["--model", "cifar_stn"]),
-     "model 'cifar_stn' takes 3-channel images but mnist has 1; choose --model from ['mnist_cnn', "),
+     "model 'cifar_stn' takes 3-channel images but mnist has 1; choose --model from ['digit_cnn', 'digit_stn', "),
     (dict(epochs=-2), "argument --epochs: must be a whole number >= 1; got -2"),
     (dict(args=["--lr", "nan"]), "argument --lr: must be a positive number; got nan"),
-    (dict(data_root="no-data"), "mnist was not found. Either (1) put a class-per-folder copy at "),
+    (dict(data_root="no-data"), "mnist was not found: there is no class-per-folder copy at "),
     (dict(out=blocked_folder), "cannot write to the output folder "),
     (dict(out=truncated_checkpoint, args=["--resume"]), "is damaged or truncated"),
 ], ids=["unknown model", "model for another data set", "negative epochs", "nan learning rate",
@@ -204,8 +210,9 @@ def test_cli_errors(data_root, tmp_path, capsys, case, expected):
         returncode = stopped.code
     assert returncode == 2
     line = error_line(capsys.readouterr().err, expected)
-    if "data_root" in case:  # names both sources and how to pick them here
-        assert "source='folder'" in line and "source='download'" in line and "--data-source" in line
+    if "data_root" in case:  # names what to put where, and how to choose the folder and source here
+        assert "/mnist/train/<class>/<image>" in line and "torchvision downloads mnist" in line
+        assert "--data-root" in line and "--data-source" in line
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +242,32 @@ def test_cli_errors_in_a_subprocess(subprocess_errors, case, expected):
         assert f"last good checkpoint is kept at {out / 'checkpoint.pt'}" in line
         state = load_checkpoint(out / "checkpoint.pt", build_model("mnist_cnn"))  # still loadable
         assert 1 <= state["epoch"] < 3 and not (out / "history.json").exists()
+
+
+def test_resume_refuses_changed_settings_and_names_them(reference, data_root, tmp_path, capsys):
+    out = tmp_path / "changed"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes((reference["out"] / "checkpoint.pt").read_bytes())
+    returncode = main(train_args(data_root, out, "--resume", "--lr", "0.2")[3:])
+    assert returncode == 2
+    line = error_line(capsys.readouterr().err, "trained with another recipe")
+    assert "lr: 0.05 -> 0.2" in line and "drop --resume, or choose a new --out" in line
+
+
+def test_interrupt_before_the_first_checkpoint_does_not_advise_resume(data_root, tmp_path, capsys, monkeypatch):
+    import stn_utils.train as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    assert main(train_args(data_root, tmp_path / "new")[3:]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; no epoch had finished, so nothing was saved" in err and "--resume" not in err
+
+
+def test_help_says_the_batch_size_is_per_process(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size is per process" in text and "raise --lr" in text

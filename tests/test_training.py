@@ -11,10 +11,11 @@ from torch import nn
 
 import stn_utils.training as training_module
 from stn_utils.data import ImageDataset, random_crop_flip
+from stn_utils.recipes import Recipe
 from stn_utils.training import (
     CheckpointError,
+    Lookahead,
     TrainingDiverged,
-    batches,
     evaluate,
     fit,
     load_checkpoint,
@@ -49,7 +50,21 @@ def linear_model(seed=0, classes=2):
     return nn.Sequential(nn.Flatten(), nn.Linear(64, classes))
 
 
-FIT = dict(batch_size=16, lr=0.1, device="cpu", progress=False)
+def recipe(**changes) -> Recipe:
+    """The tests' recipe: batch 16, lr 0.1, otherwise Recipe's defaults."""
+    return Recipe(**{"epochs": 1, "batch_size": 16, "lr": 0.1, **changes})
+
+
+def train(model, data, test=None, *, seed=0, checkpoint=None, resume=False, callbacks=(), **changes):
+    """fit() on the CPU with recipe(**changes)."""
+    return fit(model, data, test, recipe(**changes), device="cpu", seed=seed, checkpoint=checkpoint, resume=resume,
+               callbacks=callbacks)
+
+
+def crop1(images, generator):
+    return random_crop_flip(images, padding=1, generator=generator)
+
+
 KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
 
 
@@ -108,7 +123,7 @@ def numbered(n=10):
 
 def test_batches_sizes_and_values():
     data = numbered(10)
-    out = list(batches(data, 4))
+    out = list(data.batches(4))
     assert [len(labels) for _, labels in out] == [4, 4, 2]
     images = torch.cat([x for x, _ in out])
     labels = torch.cat([y for _, y in out])
@@ -116,10 +131,8 @@ def test_batches_sizes_and_values():
     assert images.min() >= 0 and images.max() <= 1
     assert torch.equal(labels, torch.arange(10))  # no shuffle: in order
     assert torch.allclose(images[:, 0, 0, 0] * 255, labels.float() * 20)  # images stay with their labels
-    assert [len(y) for _, y in batches(data, 4, drop_last=True)] == [4, 4]
-    assert [len(y) for _, y in batches(data, 5, drop_last=True)] == [5, 5]
-    assert [len(y) for _, y in batches(data, 20)] == [10]
-    assert list(batches(data, 20, drop_last=True)) == []
+    assert [len(y) for _, y in data.batches(5)] == [5, 5]
+    assert [len(y) for _, y in data.batches(20)] == [10]
 
 
 def test_batches_shuffle_with_generator():
@@ -127,21 +140,21 @@ def test_batches_shuffle_with_generator():
 
     def order(seed):
         g = torch.Generator().manual_seed(seed)
-        return torch.cat([y for _, y in batches(data, 3, shuffle=True, generator=g)])
+        return torch.cat([y for _, y in data.batches(3, shuffle=True, generator=g)])
 
     a, b, c = order(0), order(0), order(1)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert sorted(a.tolist()) == list(range(10)) and not torch.equal(a, torch.arange(10))
-    for x, y in batches(data, 3, shuffle=True, generator=torch.Generator().manual_seed(0)):
+    for x, y in data.batches(3, shuffle=True, generator=torch.Generator().manual_seed(0)):
         assert torch.allclose(x[:, 0, 0, 0] * 255, y.float() * 20)
 
 
 def test_batches_errors():
     with pytest.raises(ValueError, match="batch_size must be at least 1; got 0"):
-        next(batches(numbered(), 0))
+        next(numbered().batches(0))
     empty = ImageDataset(torch.empty(0, 1, 2, 2, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), ("a",))
     with pytest.raises(ValueError, match="the data set is empty"):
-        next(batches(empty, 4))
+        next(empty.batches(4))
 
 
 # --- evaluate -------------------------------------------------------------------------------
@@ -181,22 +194,21 @@ def test_evaluate_loss_and_accuracy():
 
 def test_evaluate_flip_tta_averages_mirror_images():
     model, data = LeftRight(), left_right_data()
-    scores = evaluate(model, data, flip_tta=True)
+    scores = evaluate(model, data, tta_level=1)
     # each image and its mirror give swapped logits, so the average is a tie: class 0
     assert scores["loss"] == pytest.approx(math.log(2), rel=1e-5)
     assert scores["accuracy"] == pytest.approx(7 / 12)
 
 
 def test_evaluate_random_model_in_range():
-    scores = evaluate(tiny_model(), bright_dark(20), batch_size=8, flip_tta=True, channels_last=True)
+    scores = evaluate(tiny_model(), bright_dark(20), batch_size=8, tta_level=1, channels_last=True)
     assert 0 < scores["loss"] < 10 and 0 <= scores["accuracy"] <= 1
 
 
-# --- fit ------------------------------------------------------------------------------------
+# --- fit ---------------------------------------------------------------------------------------
 
 def test_fit_learns_bright_vs_dark():
-    train, test = bright_dark(64, seed=0), bright_dark(32, seed=1)
-    history = fit(tiny_model(), train, test, epochs=4, **FIT)
+    history = train(tiny_model(), bright_dark(64, seed=0), bright_dark(32, seed=1), epochs=4)
     assert set(history) == KEYS
     assert all(len(v) == 4 for v in history.values())
     assert history["epoch"] == [1, 2, 3, 4]
@@ -210,9 +222,9 @@ def test_fit_without_test_set_and_with_augment():
 
     def augment(images, generator):
         seen.append(images.shape[0])
-        return random_crop_flip(images, padding=1, generator=generator)
+        return crop1(images, generator)
 
-    history = fit(linear_model(), bright_dark(40), epochs=2, augment=augment, schedule="constant", **FIT)
+    history = train(linear_model(), bright_dark(40), epochs=2, augment=augment, schedule="constant")
     assert history["test_loss"] == [None, None] and history["test_acc"] == [None, None]
     assert seen == [16, 16, 8] * 2
     assert all(len(v) == 2 for v in history.values())
@@ -220,28 +232,22 @@ def test_fit_without_test_set_and_with_augment():
 
 def test_fit_single_step():
     # one epoch of one batch: the one-cycle schedule has no decay phase
-    history = fit(linear_model(), bright_dark(8), epochs=1, **FIT)
+    history = train(linear_model(), bright_dark(8))
     assert history["epoch"] == [1] and math.isfinite(history["train_loss"][0])
 
 
 def test_fit_is_repeatable():
-    train, test = bright_dark(48), bright_dark(16, seed=1)
-    a = fit(tiny_model(), train, test, epochs=2, augment=lambda x, g: random_crop_flip(x, padding=1, generator=g), **FIT)
-    b = fit(tiny_model(), train, test, epochs=2, augment=lambda x, g: random_crop_flip(x, padding=1, generator=g), **FIT)
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    a = train(tiny_model(), data, test, epochs=2, augment=crop1)
+    b = train(tiny_model(), data, test, epochs=2, augment=crop1)
     assert without_seconds(a) == without_seconds(b)
-    c = fit(tiny_model(), train, test, epochs=2, seed=1, **FIT)
+    c = train(tiny_model(), data, test, epochs=2, seed=1)
     assert c["train_loss"] != a["train_loss"]
 
 
-@pytest.mark.parametrize("epochs", [0, -1, 2.5, "3", None])
-def test_fit_bad_epochs(epochs):
-    with pytest.raises(ValueError, match="epochs must be a whole number >= 1"):
-        fit(linear_model(), bright_dark(8), epochs=epochs, **FIT)
-
-
-def test_fit_bad_schedule():
-    with pytest.raises(ValueError, match="schedule must be 'onecycle' or 'constant'; got 'cosine'"):
-        fit(linear_model(), bright_dark(8), epochs=1, schedule="cosine", **FIT)
+def test_fit_takes_a_recipe():
+    with pytest.raises(TypeError, match="recipe must be a stn_utils.recipes.Recipe; got dict"):
+        fit(linear_model(), bright_dark(8), None, {"epochs": 1}, device="cpu")
 
 
 class NaNModel(nn.Module):
@@ -253,16 +259,47 @@ class NaNModel(nn.Module):
         return self.linear(x.flatten(1)) * float("nan")
 
 
-def test_fit_nan_logits_raise(tmp_path):
+def test_fit_nan_logits_raise():
     with pytest.raises(TrainingDiverged, match=r"the loss became nan in epoch 1; stopped. Lower the learning rate"):
-        fit(NaNModel(), bright_dark(16), epochs=2, **FIT)
-    with pytest.raises(FloatingPointError, match=f"last good checkpoint is kept at {tmp_path / 'run.pt'}"):
-        fit(NaNModel(), bright_dark(16), epochs=2, checkpoint=tmp_path / "run.pt", **FIT)
+        train(NaNModel(), bright_dark(16), epochs=2)
 
 
 def test_fit_huge_learning_rate_raises():
     with pytest.raises(TrainingDiverged, match=r"the loss became (nan|inf).*\(now 1000000.0\)"):
-        fit(tiny_model(), bright_dark(32), epochs=10, **{**FIT, "lr": 1e6})
+        train(tiny_model(), bright_dark(32), epochs=10, lr=1e6)
+
+
+# --- callbacks --------------------------------------------------------------------------------
+
+def test_callbacks_hear_every_step_and_every_epoch():
+    events = []
+    history = train(tiny_model(), bright_dark(40), bright_dark(8, seed=1), epochs=2,
+                    callbacks=[lambda p: events.append((p.event, p.epoch, p.step, p.epochs, p.steps, p.loss))])
+    steps = [e for e in events if e[0] == "step"]
+    assert [(e[1], e[2]) for e in steps] == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
+    assert all(e[3:5] == (2, 6) and math.isfinite(e[5]) for e in steps)
+    assert [e[:3] for e in events if e[0] == "epoch"] == [("epoch", 1, 3), ("epoch", 2, 6)]
+    assert [e[0] for e in events] == ["step"] * 3 + ["epoch"] + ["step"] * 3 + ["epoch"]
+    assert history["epoch"] == [1, 2]
+
+
+def test_an_epoch_callback_sees_the_epoch_in_the_history_and_the_trained_model():
+    seen = []
+
+    def record(progress):
+        if progress.event == "epoch":
+            seen.append((progress.history["epoch"][-1], progress.history["test_acc"][-1] is not None,
+                         progress.model is model))
+
+    model = tiny_model()
+    train(model, bright_dark(32), bright_dark(8, seed=1), epochs=2, callbacks=[record])
+    assert seen == [(1, True, True), (2, True, True)]
+
+
+def test_log_epochs_prints_one_line_per_epoch(capsys):
+    train(tiny_model(), bright_dark(32), bright_dark(8, seed=1), epochs=2, callbacks=[training_module.log_epochs])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train loss ") and "test acc " in lines[1]
 
 
 # --- checkpoints in fit ---------------------------------------------------------------------
@@ -274,7 +311,7 @@ def saved_epochs(monkeypatch):
     original = training_module.save_checkpoint
 
     def spy(path, model, **kwargs):
-        epochs.append(kwargs["epoch"])
+        epochs.append(len(kwargs["history"]["epoch"]))
         return original(path, model, **kwargs)
 
     monkeypatch.setattr(training_module, "save_checkpoint", spy)
@@ -283,27 +320,27 @@ def saved_epochs(monkeypatch):
 
 def test_fit_writes_checkpoint_every_epoch(tmp_path, saved_epochs):
     path = tmp_path / "runs" / "tiny.pt"
-    model = tiny_model()
-    history = fit(model, bright_dark(32), bright_dark(16, seed=1), epochs=3, checkpoint=path, **FIT)
+    history = train(tiny_model(), bright_dark(32), bright_dark(16, seed=1), epochs=3, checkpoint=path)
     assert saved_epochs == [1, 2, 3]
     assert path.is_file() and not list(path.parent.glob("*.partial"))
     state = load_checkpoint(path, tiny_model(seed=1))
     assert state["epoch"] == 3 and state["history"] == history
-    assert state["model_class"] == "Sequential"
-    assert {"optimizer", "scheduler", "generator"} <= set(state)
+    assert state["model_name"] == "Sequential" and state["recipe"] == recipe(epochs=3).to_dict()
+    assert {"optimizer", "scheduler", "scaler", "generator"} <= set(state)
 
 
 def test_resume_constant_schedule_matches_straight_run(tmp_path, saved_epochs):
-    train, test = bright_dark(48), bright_dark(16, seed=1)
-    kwargs = dict(schedule="constant", augment=lambda x, g: random_crop_flip(x, padding=1, generator=g), **FIT)
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    settings = dict(schedule="constant", augment=crop1)
     straight_model = tiny_model()
-    straight = fit(straight_model, train, test, epochs=4, **kwargs)
+    straight = train(straight_model, data, test, epochs=4, **settings)
 
     path = tmp_path / "run.pt"
-    fit(tiny_model(), train, test, epochs=2, checkpoint=path, **kwargs)
+    with pytest.raises(Interrupted):
+        train(tiny_model(), data, test, epochs=4, checkpoint=path, callbacks=[stop_after_epoch(2)], **settings)
     saved_epochs.clear()
     resumed_model = tiny_model(seed=5)  # a fresh model; the checkpoint overrides its weights
-    resumed = fit(resumed_model, train, test, epochs=4, checkpoint=path, resume=True, **kwargs)
+    resumed = train(resumed_model, data, test, epochs=4, checkpoint=path, resume=True, **settings)
     assert saved_epochs == [3, 4]  # continued from epoch 3
     assert resumed["epoch"] == [1, 2, 3, 4]
     assert without_seconds(resumed) == without_seconds(straight)
@@ -314,26 +351,32 @@ class Interrupted(Exception):
     pass
 
 
-def test_resume_after_interruption_matches_straight_run(tmp_path, saved_epochs):
-    """The one-cycle schedule depends on the total epochs: resume a 4-epoch run cut after 2."""
-    train, test = bright_dark(48), bright_dark(16, seed=1)
-    straight_model = tiny_model()
-    straight = fit(straight_model, train, test, epochs=4, **FIT)
-
-    steps = []
-
-    def stop_in_epoch_3(images, generator):
-        steps.append(1)
-        if len(steps) > 2 * 3:  # 3 batches per epoch
+def stop_after_epoch(epoch):
+    """A callback that interrupts the run at the first step after ``epoch`` (saved by then)."""
+    def stop(progress):
+        if progress.event == "step" and progress.epoch == epoch + 1:
             raise Interrupted
-        return images
+    return stop
 
+
+def stop_at_step(step):
+    def stop(progress):
+        if progress.event == "step" and progress.step == step:
+            raise Interrupted
+    return stop
+
+
+def test_resume_after_interruption_matches_straight_run(tmp_path, saved_epochs):
+    """The one-cycle schedule depends on the total epochs: resume a 4-epoch run cut in epoch 3."""
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    straight_model = tiny_model()
+    straight = train(straight_model, data, test, epochs=4)
     path = tmp_path / "run.pt"
     with pytest.raises(Interrupted):
-        fit(tiny_model(), train, test, epochs=4, checkpoint=path, augment=stop_in_epoch_3, **FIT)
+        train(tiny_model(), data, test, epochs=4, checkpoint=path, callbacks=[stop_at_step(2 * 3 + 1)])
     assert saved_epochs == [1, 2]
     resumed_model = tiny_model(seed=7)
-    resumed = fit(resumed_model, train, test, epochs=4, checkpoint=path, resume=True, **FIT)
+    resumed = train(resumed_model, data, test, epochs=4, checkpoint=path, resume=True)
     assert saved_epochs == [1, 2, 3, 4]
     assert without_seconds(resumed) == without_seconds(straight)
     assert_same_state(resumed_model, straight_model)
@@ -341,8 +384,60 @@ def test_resume_after_interruption_matches_straight_run(tmp_path, saved_epochs):
 
 def test_resume_without_checkpoint_file_starts_fresh(tmp_path):
     path = tmp_path / "none-yet.pt"
-    history = fit(linear_model(), bright_dark(16), epochs=1, checkpoint=path, resume=True, **FIT)
+    history = train(linear_model(), bright_dark(16), checkpoint=path, resume=True)
     assert history["epoch"] == [1] and path.is_file()
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe_and_names_the_fields(tmp_path):
+    path = tmp_path / "run.pt"
+    train(linear_model(), bright_dark(16), epochs=2, checkpoint=path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"another recipe \(epochs: 2 -> 3; lr: 0.1 -> 0.2\)"):
+        train(linear_model(), bright_dark(16), epochs=3, lr=0.2, checkpoint=path, resume=True)
+    assert path.read_bytes() == before  # left as it was
+
+
+# --- Recipe -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(epochs=0), "Recipe.epochs must be a whole number >= 1"),
+    (dict(epochs=2.5), "Recipe.epochs must be a whole number >= 1"),
+    (dict(batch_size=True), "Recipe.batch_size must be a whole number >= 1"),
+    (dict(lr=float("nan")), "Recipe.lr must be a number >= 0"),
+    (dict(momentum=1.0), r"Recipe.momentum must be in \[0, 1\)"),
+    (dict(schedule="cosine"), "Recipe.schedule must be one of \\('onecycle', 'constant'\\)"),
+    (dict(precision="half"), "Recipe.precision must be one of"),
+    (dict(tta_level=3), "Recipe.tta_level must be 0, 1 or 2"),
+    (dict(lookahead=1), "Recipe.lookahead must be True or False"),
+    (dict(augment="rotate"), "Recipe.augment must be one of \\['cifar10', .*'none'\\] or a function"),
+    (dict(warmup=1.5), r"Recipe.warmup must be in \[0, 1\]"),
+])
+def test_recipe_refuses_bad_values(changes, message):
+    with pytest.raises(ValueError, match=message):
+        recipe(**changes)
+
+
+def test_one_cycle_schedule_shape():
+    shape = recipe(warmup=0.25, lr_start=0.2, lr_end=0.1)
+    factors = [training_module.lr_factor(step, 100, shape) for step in (0, 25, 50, 100, 120)]
+    assert factors == pytest.approx([0.2, 1.0, 0.7, 0.1, 0.1])
+    assert [training_module.lr_factor(step, 10, recipe()) for step in (0, 1, 2, 6, 10)] == pytest.approx(
+        [0, 0.5, 1, 0.5, 0])
+    assert training_module.lr_factor(3, 10, recipe(schedule="constant")) == 1.0
+
+
+def test_recipe_is_frozen_and_lists_its_differences():
+    import dataclasses
+
+    from stn_utils import recipes
+    base = recipes.CIFAR10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.lr = 1.0
+    variant = dataclasses.replace(base, lr=0.5, tta_level=0)
+    assert variant.differences(base.to_dict()) == ["lr: 0.75 -> 0.5", "tta_level: 2 -> 0"]
+    assert base.differences(base.to_dict()) == []
+    assert recipe(augment=crop1).to_dict()["augment"].endswith("test_training.crop1")
+    assert recipes.CIFAR10.augmentation is recipes.cifar10_augment and recipes.MNIST.augmentation is None
 
 
 # --- save_checkpoint / load_checkpoint ------------------------------------------------------
@@ -352,7 +447,7 @@ def trained_checkpoint(path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.rand(4, 1, 8, 8)).sum().backward()
     optimizer.step()
-    save_checkpoint(path, model, optimizer=optimizer, epoch=7, history={"epoch": [7]},
+    save_checkpoint(path, model, optimizer=optimizer, history={"epoch": [1, 2, 3, 4, 5, 6, 7]},
                     generator=torch.Generator().manual_seed(3).get_state())
     return model, optimizer
 
@@ -366,7 +461,7 @@ def test_checkpoint_round_trip(tmp_path):
     fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.5, momentum=0.9)
     state = load_checkpoint(path, fresh, optimizer=fresh_optimizer)
     assert_same_state(fresh, model)
-    assert state["epoch"] == 7 and state["history"] == {"epoch": [7]}
+    assert state["epoch"] == 7 and state["history"] == {"epoch": [1, 2, 3, 4, 5, 6, 7]}
     assert torch.equal(state["generator"], torch.Generator().manual_seed(3).get_state())
     assert fresh_optimizer.param_groups[0]["lr"] == 0.1
     buffers = [fresh_optimizer.state[p]["momentum_buffer"] for p in fresh.parameters()]
@@ -391,7 +486,7 @@ def test_load_checkpoint_truncated_file(tmp_path):
 def test_load_checkpoint_not_a_checkpoint(tmp_path):
     path = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), path)
-    with pytest.raises(CheckpointError, match="not a checkpoint written by stn_utils.save_checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint written by stn_utils.training.save_checkpoint"):
         load_checkpoint(path, tiny_model())
 
 
@@ -411,9 +506,9 @@ def test_load_checkpoint_of_another_model(tmp_path):
 def test_save_checkpoint_unwritable_location(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("I am a file, not a folder")
-    with pytest.raises(CheckpointError, match="cannot create the folder .*a-file"):
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint .*a-file"):
         save_checkpoint(blocker / "model.pt", tiny_model())
-    with pytest.raises(CheckpointError, match="cannot create the folder"):
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint"):
         save_checkpoint(blocker / "sub" / "model.pt", tiny_model())
     folder = tmp_path / "a-folder.pt"
     folder.mkdir()
@@ -425,47 +520,44 @@ def test_save_checkpoint_unwritable_location(tmp_path):
 def test_fit_stn_lr_scale_sets_the_spatial_transformers_step():
     from stn_utils.models import Classifier, SpatialTransformer
 
-    train = bright_dark(32, size=16)
+    data = bright_dark(32, size=16)
     torch.manual_seed(0)
     body = nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 2))
     model = Classifier(body, (0.5,), (0.25,), stn=SpatialTransformer(1))
     stn_before = [p.detach().clone() for p in model.stn.parameters()]
     body_before = [p.detach().clone() for p in model.body.parameters()]
-    fit(model, train, epochs=2, batch_size=8, lr=0.1, stn_lr_scale=0.0, device="cpu", progress=False)
+    train(model, data, epochs=2, batch_size=8, stn_lr_scale=0.0)
     assert all(torch.equal(a, b) for a, b in zip(stn_before, model.stn.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(body_before, model.body.parameters()))
-    fit(model, train, epochs=2, batch_size=8, lr=0.1, stn_lr_scale=1.0, device="cpu", progress=False)
+    train(model, data, epochs=2, batch_size=8, stn_lr_scale=1.0)
     assert not all(torch.equal(a, b) for a, b in zip(stn_before, model.stn.parameters()))
 
 
-class SizeRecorder(nn.Module):
-    """Global average pool + linear layer that records the side of every input it sees."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(1, 2)
-        self.seen = {"train": [], "eval": []}
-
-    def forward(self, x):
-        self.seen["train" if self.training else "eval"].append(x.shape[-1])
-        return self.linear(x.mean(dim=(1, 2, 3))[:, None])
-
-
-def test_fit_progressive_sizes_resize_training_images_per_run_of_epochs():
-    data = bright_dark(n=16, size=16)
-    model = SizeRecorder()
-    steps = []
-    fit(model, data, data, epochs=6, batch_size=8, progressive_sizes=(8, 12, 16), progress=False,
-        on_step=steps.append)
-    # 6 epochs in 3 equal runs, 2 steps per epoch
-    assert model.seen["train"] == [8] * 4 + [12] * 4 + [16] * 4
-    assert set(model.seen["eval"]) == {16}, "evaluation must stay at full size"
-    assert steps == list(range(1, 13))
+def test_every_spatial_transformer_learns_at_the_stn_rate():
+    """Found by type, wherever it sits: two transformers side by side, neither called ``stn``."""
+    from stn_utils.models import SpatialTransformer
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"first": SpatialTransformer(1), "second": SpatialTransformer(1), "head": nn.Linear(4, 2)})
+    optimizer = training_module.optimizer_for(model, recipe(stn_lr_scale=0.01))
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    for name in ("first", "second"):
+        assert all(rates[id(p)] == pytest.approx(0.001) for p in model[name].parameters())
+    assert all(rates[id(p)] == pytest.approx(0.1) for p in model["head"].parameters())
 
 
-def test_fit_progressive_sizes_errors():
-    with pytest.raises(ValueError, match=r"progressive_sizes must be whole numbers of pixels >= 1.*got \(16, 0\)"):
-        fit(SizeRecorder(), bright_dark(n=8), epochs=1, progressive_sizes=(16, 0), progress=False)
+def test_load_model_rebuilds_a_course_model_from_its_checkpoint(tmp_path):
+    from stn_utils.models import build_model
+    from stn_utils.training import load_model
+    torch.manual_seed(0)
+    model = build_model("mnist_stn", transform="attention", localization_size=8)
+    path = save_checkpoint(tmp_path / "m.pt", model, recipe=recipe())
+    loaded, state = load_model(path)
+    assert type(loaded.stn.family).__name__ == "Attention" and not loaded.training
+    assert_same_state(loaded, model)
+    assert state["model_name"] == "mnist_stn" and state["recipe"]["lr"] == 0.1
+    save_checkpoint(path, tiny_model())
+    with pytest.raises(CheckpointError, match="does not say how to build its model"):
+        load_model(path)
 
 
 # --- test-time augmentation and the whitening stem ------------------------------------------
@@ -489,34 +581,53 @@ def test_tta_logits_weights_the_views():
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     model = FirstPixel()
     assert training_module.tta_logits(model, x).item() == 0.0
-    assert training_module.tta_logits(model, x, flip=True).item() == (0 + 3) / 2
+    assert training_module.tta_logits(model, x, 1).item() == (0 + 3) / 2
     # unmoved views: 0 and 3 (mirror); moved down-right: 5 (reflected corner) and 6; up-left: 5 and 6
     moved = (5 + 6 + 5 + 6) / 4
-    assert training_module.tta_logits(model, x, flip=True, translate=True).item() == pytest.approx((1.5 + moved) / 2)
-    assert training_module.tta_logits(model, x, translate=True).item() == pytest.approx((0 + (5 + 5) / 2) / 2)
+    assert training_module.tta_logits(model, x, 2).item() == pytest.approx((1.5 + moved) / 2)
+    with pytest.raises(ValueError, match="tta_level must be 0, 1 or 2; got 3"):
+        training_module.tta_logits(model, x, 3)
 
 
 def test_evaluate_translate_tta_changes_the_score_of_a_position_sensitive_model():
     model, data = LeftRight(), left_right_data()
     plain = evaluate(model, data)
-    moved = evaluate(model, data, translate_tta=True)
+    moved = evaluate(model, data, tta_level=2)
     assert moved["loss"] != pytest.approx(plain["loss"])
 
 
-def test_fit_fits_the_whitening_stem_once(tmp_path):
-    from stn_utils.models import PatchWhitening
+class WhitenedNet(nn.Sequential):
+    """A tiny model with a patch-whitening stem that prepares itself, as the course's CIFAR models do."""
+
+    def __init__(self):
+        from stn_utils.models import PatchWhitening
+        super().__init__(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+
+    def prepare(self, images):
+        from stn_utils.models import fit_whitening
+        return fit_whitening(self, images)
+
+
+def test_fit_prepares_the_whitening_stem_once(tmp_path):
     torch.manual_seed(0)
-    model = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
-    train = bright_dark(64)
-    fit(model, train, epochs=1, checkpoint=tmp_path / "ckpt.pt", **FIT)
+    model, data = WhitenedNet(), bright_dark(64)
+    train(model, data, checkpoint=tmp_path / "ckpt.pt")
     stem = model[0]
     assert bool(stem.fitted) and not torch.equal(stem.conv.weight, torch.zeros_like(stem.conv.weight))
     fitted = stem.conv.weight.clone()
-    fit(model, train, epochs=1, seed=5, **FIT)  # more training keeps the stem the later layers learned on
+    train(model, data, seed=5)  # more training keeps the stem the later layers learned on
     assert torch.equal(stem.conv.weight, fitted)
-    restored = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    restored = WhitenedNet()
     load_checkpoint(tmp_path / "ckpt.pt", restored)
     assert bool(restored[0].fitted) and torch.equal(restored[0].conv.weight, fitted)
+
+
+def test_a_model_without_prepare_is_not_scanned_for_a_stem():
+    from stn_utils.models import PatchWhitening
+    torch.manual_seed(0)
+    model = nn.Sequential(PatchWhitening(1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    train(model, bright_dark(16))
+    assert not bool(model[0].fitted)
 
 
 # --- precision -------------------------------------------------------------------------------
@@ -535,10 +646,11 @@ class DtypeRecorder(nn.Module):
         return logits
 
 
-@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16),
+                                              ("fp16", torch.float16)])
 def test_fit_precision_autocasts_training_and_the_per_epoch_test(precision, dtype):
     model, data = DtypeRecorder(), bright_dark(32)
-    history = fit(model, data, data, epochs=1, precision=precision, **FIT)
+    history = train(model, data, data, precision=precision)
     assert model.dtypes == {"train": {dtype}, "eval": {dtype}}
     assert model.linear.weight.dtype == torch.float32, "the weights stay in fp32 under autocast"
     assert 0.0 <= history["test_acc"][0] <= 1.0 and math.isfinite(history["train_loss"][0])
@@ -546,7 +658,7 @@ def test_fit_precision_autocasts_training_and_the_per_epoch_test(precision, dtyp
 
 def test_evaluate_precision_returns_float32_scores_under_bf16():
     model, data = DtypeRecorder(), bright_dark(32)
-    scores = evaluate(model, data, precision="bf16", flip_tta=True)
+    scores = evaluate(model, data, precision="bf16", tta_level=1)
     assert model.dtypes["eval"] == {torch.bfloat16}
     assert scores["loss"] == pytest.approx(evaluate(model, data)["loss"], rel=0.05)
 
@@ -556,8 +668,12 @@ def test_autocast_dtype_auto_follows_the_hardware(monkeypatch):
     assert training_module.autocast_dtype("bf16", "cpu") is torch.bfloat16
     monkeypatch.setattr(training_module, "_native_bf16", lambda device: True)
     assert training_module.autocast_dtype("auto", "cpu") is torch.bfloat16
+    assert training_module.autocast_dtype("auto", "cuda") is torch.bfloat16  # e.g. an A100
     monkeypatch.setattr(training_module, "_native_bf16", lambda device: False)
-    assert training_module.autocast_dtype("auto", "cpu") is None
+    assert training_module.autocast_dtype("auto", "cpu") is None  # emulated bf16 is slower than fp32
+    assert training_module.autocast_dtype("auto", "cuda") is torch.float16  # e.g. a T4: its fp16 tensor cores
+    assert training_module.autocast_dtype("auto", "mps") is None
+    assert training_module.autocast_dtype("fp16", "cpu") is torch.float16
 
 
 def test_native_bf16_reads_the_cpu_flags(monkeypatch):
@@ -569,13 +685,75 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch):
     assert not training_module._native_bf16(torch.device("meta"))
 
 
-@pytest.mark.parametrize("call", [
-    lambda: fit(DtypeRecorder(), bright_dark(8), epochs=1, precision="fp16", **FIT),
-    lambda: evaluate(DtypeRecorder(), bright_dark(8), precision="half"),
-])
-def test_precision_errors(call):
-    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\); got '(fp16|half)'"):
-        call()
+def test_precision_errors():
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'fp16', 'auto'\); got 'half'"):
+        evaluate(DtypeRecorder(), bright_dark(8), precision="half")
+
+
+class InfGradientOnce(torch.autograd.Function):
+    """Identity forward; the backward pass of call number ``bad`` returns an infinite gradient."""
+
+    calls = 0
+    bad = 2
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        InfGradientOnce.calls += 1
+        return grad * float("inf") if InfGradientOnce.calls == InfGradientOnce.bad else grad
+
+
+class Overflowing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(64, 2)
+
+    def forward(self, x):
+        return InfGradientOnce.apply(self.linear(x.flatten(1)))
+
+
+def test_fp16_skips_the_step_whose_gradients_overflow_and_halves_the_loss_scale():
+    """fp16 scales the loss (GradScaler): a step with an infinite gradient is skipped, the
+    scale halves and training goes on; in fp32 the same gradient ruins the weights."""
+    InfGradientOnce.calls = 0
+    model, weights, scales = Overflowing(), [], []
+
+    def watch(progress):
+        if progress.event == "step":
+            weights.append(model.linear.weight.detach().clone())
+
+    real_update = torch.amp.GradScaler.update
+
+    def update(self, *args):
+        real_update(self, *args)
+        scales.append(self.get_scale())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.amp.GradScaler, "update", update)
+        history = train(model, bright_dark(48), epochs=1, precision="fp16", callbacks=[watch])
+    assert torch.equal(weights[1], weights[0]), "the overflowing second step must be skipped"
+    assert not torch.equal(weights[2], weights[1]) and torch.isfinite(model.linear.weight).all()
+    assert scales == [65536.0, 32768.0, 32768.0] and math.isfinite(history["train_loss"][0])
+    InfGradientOnce.calls = 0
+    with pytest.raises(TrainingDiverged):
+        train(Overflowing(), bright_dark(48), epochs=1, precision="fp32")
+
+
+def test_resume_in_fp16_restores_the_loss_scale(tmp_path):
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    InfGradientOnce.calls, InfGradientOnce.bad = 0, 2
+    straight = train(Overflowing(), data, test, epochs=3, precision="fp16")
+    path = tmp_path / "run.pt"
+    InfGradientOnce.calls = 0
+    with pytest.raises(Interrupted):
+        train(Overflowing(), data, test, epochs=3, precision="fp16", checkpoint=path, callbacks=[stop_after_epoch(2)])
+    assert torch.load(path, weights_only=True)["scaler"]["scale"] == 32768.0  # the overflow in epoch 1 halved it
+    resumed = train(Overflowing(), data, test, epochs=3, precision="fp16", checkpoint=path, resume=True)
+    assert without_seconds(resumed) == without_seconds(straight)
 
 
 # --- norm learning rate and lookahead --------------------------------------------------------
@@ -585,8 +763,7 @@ def test_fit_norm_lr_scale_sets_the_normalisation_layers_step():
     model = tiny_model()
     norm, conv = model[1], model[0]
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    fit(model, bright_dark(32), epochs=1, batch_size=16, lr=1e-30, norm_lr_scale=1e29, momentum=0.0,
-        device="cpu", progress=False)
+    train(model, bright_dark(32), lr=1e-30, norm_lr_scale=1e29, momentum=0.0)
     moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert moved == {"1.weight", "1.bias"}
     assert torch.equal(conv.weight, before["0.weight"]) and norm.bias.abs().sum() > 0
@@ -595,22 +772,22 @@ def test_fit_norm_lr_scale_sets_the_normalisation_layers_step():
 def lookahead_steps(monkeypatch):
     """Record (step, decay) of every pull of the lookahead average."""
     pulls = []
-    original = training_module._AveragedWeights.pull
+    original = Lookahead.pull
 
-    def spy(self, model, decay):
-        pulls.append(decay)
+    def spy(self, model, decay=1.0):
+        if self.average is not None:
+            pulls.append(decay)
         return original(self, model, decay)
 
-    monkeypatch.setattr(training_module._AveragedWeights, "pull", spy)
+    monkeypatch.setattr(Lookahead, "pull", spy)
     return pulls
 
 
 def test_lookahead_schedule(monkeypatch):
     # 64 images, batch 16: 4 steps per epoch, 5 epochs = 20 steps; an update every 2 steps
-    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
+    monkeypatch.setattr(Lookahead, "every_images", 32)
     pulls = lookahead_steps(monkeypatch)
-    steps = []
-    fit(tiny_model(), bright_dark(64), epochs=5, lookahead=True, on_step=steps.append, **FIT)
+    train(tiny_model(), bright_dark(64), epochs=5, lookahead=True)
     # the first update at or after 30 % of 20 steps (step 6) creates the average; steps 8, 10, ...
     # pull it, with decay 0.95**5 * (step / 20) ** 3; every epoch from the second ends with decay 1
     expected = []
@@ -623,44 +800,61 @@ def test_lookahead_schedule(monkeypatch):
 
 
 def test_lookahead_sets_the_weights_to_the_average_at_the_end_of_every_epoch(monkeypatch):
-    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
+    monkeypatch.setattr(Lookahead, "every_images", 32)
     seen = []
-    original = training_module._AveragedWeights.pull
+    averages = []
+    original = Lookahead.pull
 
-    def check(self, model, decay):
+    def check(self, model, decay=1.0):
         original(self, model, decay)
-        seen.append(all(torch.equal(self.average[name], value) for name, value in model.state_dict().items()
-                        if name in self.average))
+        if self.average is not None:
+            averages.append(self.average)
+            seen.append(all(torch.equal(self.average[name], value) for name, value in model.state_dict().items()
+                            if name in self.average))
 
-    monkeypatch.setattr(training_module._AveragedWeights, "pull", check)
+    monkeypatch.setattr(Lookahead, "pull", check)
     model = tiny_model()
-    fit(model, bright_dark(64), epochs=5, lookahead=True, **FIT)
+    train(model, bright_dark(64), epochs=5, lookahead=True)
     assert seen and all(seen)
-    assert "1.running_mean" in training_module._AveragedWeights(model).average  # norm statistics too
+    assert "1.running_mean" in averages[-1]  # norm statistics too
     plain = tiny_model()
-    fit(plain, bright_dark(64), epochs=5, **FIT)
+    train(plain, bright_dark(64), epochs=5)
     assert not torch.equal(plain[0].weight, model[0].weight)
 
 
 @pytest.mark.parametrize("cut_after", [1, 3])  # before and after the average exists
 def test_resume_with_lookahead_matches_straight_run(tmp_path, monkeypatch, cut_after):
-    monkeypatch.setattr(training_module, "LOOKAHEAD_EVERY", 32)
-    train, test = bright_dark(64), bright_dark(16, seed=1)
+    monkeypatch.setattr(Lookahead, "every_images", 32)
+    data, test = bright_dark(64), bright_dark(16, seed=1)
     straight_model = tiny_model()
-    straight = fit(straight_model, train, test, epochs=5, lookahead=True, **FIT)
+    straight = train(straight_model, data, test, epochs=5, lookahead=True)
     path = tmp_path / "run.pt"
-    first = tiny_model()
-    steps = []
-
-    def stop(images, generator):
-        steps.append(1)
-        if len(steps) > 4 * cut_after:
-            raise Interrupted
-        return images
-
     with pytest.raises(Interrupted):
-        fit(first, train, test, epochs=5, lookahead=True, checkpoint=path, augment=stop, **FIT)
+        train(tiny_model(), data, test, epochs=5, lookahead=True, checkpoint=path,
+              callbacks=[stop_at_step(4 * cut_after + 1)])
     resumed_model = tiny_model(seed=3)
-    resumed = fit(resumed_model, train, test, epochs=5, lookahead=True, checkpoint=path, resume=True, **FIT)
+    resumed = train(resumed_model, data, test, epochs=5, lookahead=True, checkpoint=path, resume=True)
     assert without_seconds(resumed) == without_seconds(straight)
     assert_same_state(resumed_model, straight_model)
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
+    from stn_utils.recipes import AUGMENTATIONS
+    flip = AUGMENTATIONS["cifar10-alternating"]
+    index = torch.randperm(50000, generator=torch.Generator().manual_seed(0))[:256]
+    images = torch.rand(256, 3, 8, 8)
+    odd = flip(images, torch.Generator().manual_seed(1), index=index, epoch=1)
+    even = flip(images, torch.Generator().manual_seed(1), index=index, epoch=2)
+    assert torch.equal(even, odd.flip(3))  # the same shifts: each image mirrored in exactly one of the two
+    plain = random_crop_flip(images, padding=2, flip=False, generator=torch.Generator().manual_seed(1))
+    mirrored = (odd != plain).flatten(1).any(1).float().mean()
+    assert 0.35 < mirrored < 0.65  # about half the images in each epoch
+    seen = []
+
+    class Recorder(type(flip)):
+        def __call__(self, images, generator, *, index, epoch):
+            seen.append((len(index), epoch))
+            return images
+
+    train(tiny_model(), bright_dark(40), epochs=2, augment=Recorder())
+    assert seen == [(16, 1), (16, 1), (8, 1), (16, 2), (16, 2), (8, 2)]

@@ -1,23 +1,30 @@
 """Checks for the exercises of notebook 03, "Affine grids".
 
-Every theta answer may be a tensor, a NumPy array or nested lists, of shape
-``(1, 2, 3)`` (what ``warp`` and ``F.affine_grid`` take) or ``(2, 3)``. Theta follows the
-course's convention: it maps an OUTPUT location to the INPUT location it reads, in
-normalised coordinates (x right, y down, ``(-1, -1)`` is the top-left corner).
+Exercise 1 asks for a function, the grid generator itself: :func:`check_affine_grid` runs
+the reader's ``my_affine_grid(theta, size, align_corners)`` next to ``F.affine_grid`` (see
+:func:`stn_utils.exercises.check_function`).
+
+Exercises 2 to 4 ask for a theta or a point. Every theta answer may be a tensor, a NumPy
+array or nested lists, of shape ``(1, 2, 3)`` (what ``warp`` and ``F.affine_grid`` take) or
+``(2, 3)``. Theta follows the course's convention: it maps an OUTPUT location to the INPUT
+location it reads, in normalised coordinates (x right, y down, ``(-1, -1)`` is the top-left
+corner).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from . import report
+from . import Case, Mistake, check_function, report
 
-__all__ = ["check_zoom_top_left", "check_mirror_left_right", "corner_theta", "check_corner_sample"]
+__all__ = ["check_affine_grid", "check_zoom_top_left", "check_mirror_left_right", "corner_theta",
+           "check_corner_sample"]
 
 # Exact answers; a correct answer is unique, so a small tolerance is all the slack needed.
 _ZOOM_TOP_LEFT = ((0.5, 0.0, -0.5), (0.0, 0.5, -0.5))
 _MIRROR_LEFT_RIGHT = ((-1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
-# The theta of exercise 3: a quarter turn, a zoom and a shift, so no entry is a freebie.
+# The theta of exercise 4: a quarter turn, a zoom and a shift, so no entry is a freebie.
 _CORNER_THETA = ((0.0, -0.5, 0.2), (0.5, 0.0, 0.1))
 _ATOL = 1e-3
 
@@ -42,8 +49,110 @@ def _close(theta, rows) -> bool:
     return torch.allclose(theta, torch.tensor(rows, dtype=torch.float64), atol=_ATOL, rtol=0)
 
 
+# ---- exercise 1: the grid generator, written by the reader ---------------------------------------
+
+def _reference_grid(theta, size, align_corners):
+    return F.affine_grid(theta, [theta.shape[0], 1, *size], align_corners=align_corners)
+
+
+def _grid_from_centres(theta, xs, ys):
+    """theta (B, 2, 3) applied to every (x_j, y_i, 1); xs (W,), ys (H,) -> (B, H, W, 2)."""
+    rows, cols = torch.meshgrid(ys, xs, indexing="ij")
+    base = torch.stack([cols, rows, torch.ones_like(cols)], dim=-1)  # (H, W, 3)
+    return torch.einsum("hwk,bck->bhwc", base, theta)
+
+
+def _left_edges(theta, size, align_corners):
+    # -1 + 2j / n is the LEFT edge of pixel j, half a pixel before its centre
+    height, width = size
+    edges = [-1 + 2 * torch.arange(n, dtype=theta.dtype) / n for n in (width, height)]
+    return _grid_from_centres(theta, *edges)
+
+
+def _without_translation(theta, size, align_corners):
+    return _reference_grid(torch.cat([theta[:, :, :2], torch.zeros_like(theta[:, :, 2:])], dim=2),
+                           size, align_corners)
+
+
+def _linear_part_transposed(theta, size, align_corners):
+    return _reference_grid(torch.cat([theta[:, :, :2].transpose(1, 2), theta[:, :, 2:]], dim=2),
+                           size, align_corners)
+
+
+def _rows_for_columns(theta, size, align_corners):
+    # a (W, H) grid reshaped to (H, W): every entry is there, in the wrong place
+    return _reference_grid(theta, size, align_corners).transpose(1, 2).reshape(theta.shape[0], *size, 2)
+
+
+_GRID_MISTAKES = (
+    Mistake(lambda theta, size, align_corners: _reference_grid(theta, size, not align_corners),
+            "Your grid is the one for the OTHER align_corners value. True puts -1 and +1 on the corner "
+            "pixels' CENTRES, x_j = -1 + 2 j / (W - 1); False puts them on the outer EDGES, "
+            "x_j = (2 j + 1) / W - 1."),
+    Mistake(lambda theta, size, align_corners: _reference_grid(theta[:, :, [1, 0, 2]], size, align_corners),
+            "x and y are swapped in the points fed to theta: each row of the base must be [x_j, y_i, 1], "
+            "x (the position across the columns) first."),
+    Mistake(lambda theta, size, align_corners: _reference_grid(theta, size, align_corners).flip(-1),
+            "x and y are swapped in the last axis: grid[..., 0] must hold x (across the W columns) and "
+            "grid[..., 1] y (down the H rows)."),
+    Mistake(lambda theta, size, align_corners: _reference_grid(theta, size, align_corners).transpose(1, 2),
+            "Rows and columns are swapped: the grid is indexed [b, i, j] with the row i (of H) first. "
+            "torch.meshgrid(y, x, indexing=\"ij\") gives two (H, W) tensors."),
+    Mistake(_rows_for_columns,
+            "The values are right but sit in the wrong places, as if a (W, H) grid had been reshaped to "
+            "(H, W): build the meshgrid as torch.meshgrid(y, x, indexing=\"ij\"), rows first."),
+    Mistake(_left_edges,
+            "Your pixel positions are off by half a pixel: -1 + 2 j / W is the LEFT EDGE of pixel j. Its "
+            "centre is x_j = (2 j + 1) / W - 1 (align_corners=False) or -1 + 2 j / (W - 1) (True)."),
+    Mistake(_without_translation,
+            "The translation is missing: append a 1 to every (x, y), so that theta's last column is "
+            "added: rows [x, y, 1] times theta transposed."),
+    Mistake(_linear_part_transposed,
+            "Theta's 2x2 part is used transposed: x_s = theta[0, 0] x + theta[0, 1] y + theta[0, 2]. "
+            "With the points as ROWS [x, y, 1], multiply by theta.transpose(1, 2), shape (B, 3, 2)."),
+)
+
+
+def _describe_grid_entry(case, entry, index) -> str:
+    if entry == "output":
+        b, i, j, k = index
+        return f"batch item {b}, output row i={i}, column j={j}, its {'xy'[k]}"
+    return f"theta[{', '.join(map(str, index))}]"
+
+
+def _grid_cases():
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for align_corners in (False, True):
+        for batch, size in ((2, (3, 5)), (3, (6, 4))):  # non-square, so rows and columns differ
+            theta = torch.eye(2, 3).repeat(batch, 1, 1) + 0.5 * torch.randn(batch, 2, 3, generator=generator)
+            cases.append(Case({"theta": theta, "size": size, "align_corners": align_corners}))
+    return cases
+
+
+def check_affine_grid(answer) -> bool:
+    """Exercise 1: the reader's ``my_affine_grid(theta, size, align_corners)``.
+
+    Args:
+        answer: a function taking theta ``(B, 2, 3)``, ``size = (H, W)`` and ``align_corners``
+            (a bool) and returning the grid ``(B, H, W, 2)`` whose entry ``[b, i, j]`` is
+            ``theta[b] @ (x_j, y_i, 1)``.
+
+    It is compared with ``F.affine_grid`` (equal to :func:`stn_utils.geometry.affine_grid`)
+    on four seeded random thetas, two non-square sizes and both ``align_corners`` values:
+    shapes, values and the gradient with respect to theta.
+    """
+    return check_function(
+        answer, _reference_grid, _grid_cases(), grad=("theta",), mistakes=_GRID_MISTAKES,
+        describe=_describe_grid_entry,
+        hint=("Check one entry by hand: grid[b, i, j] must be theta[b] @ (x_j, y_i, 1), with x_j and y_i "
+              "the pixel centres of the table in section 1."))
+
+
+# ---- exercises 2 to 4: thetas and points ---------------------------------------------------------
+
 def check_zoom_top_left(answer) -> bool:
-    """Exercise 1: the theta whose output shows the top-left quadrant of the input, 2x larger.
+    """Exercise 2: the theta whose output shows the top-left quadrant of the input, 2x larger.
 
     The reference is ``[[0.5, 0, -0.5], [0, 0.5, -0.5]]``: the output's corners
     ``(x, y) = (+-1, +-1)`` must read the input's ``x, y in [-1, 0]``.
@@ -75,7 +184,7 @@ def check_zoom_top_left(answer) -> bool:
 
 
 def check_mirror_left_right(answer) -> bool:
-    """Exercise 2: the theta that mirrors the image left-right (output column j reads W-1-j).
+    """Exercise 3: the theta that mirrors the image left-right (output column j reads W-1-j).
 
     The reference is ``[[-1, 0, 0], [0, 1, 0]]``.
     """
@@ -100,12 +209,12 @@ def check_mirror_left_right(answer) -> bool:
 
 
 def corner_theta() -> torch.Tensor:
-    """The theta of exercise 3, shape ``(1, 2, 3)``: ``[[0, -0.5, 0.2], [0.5, 0, 0.1]]``."""
+    """The theta of exercise 4, shape ``(1, 2, 3)``: ``[[0, -0.5, 0.2], [0.5, 0, 0.1]]``."""
     return torch.tensor([_CORNER_THETA], dtype=torch.float32)
 
 
 def check_corner_sample(answer) -> bool:
-    """Exercise 3: where does the output's top-left corner ``(-1, -1)`` read in the input under
+    """Exercise 4: where does the output's top-left corner ``(-1, -1)`` read in the input under
     :func:`corner_theta`? ``answer`` is ``(x, y)`` in normalised input coordinates.
 
     The reference is ``theta @ (-1, -1, 1) = (0.7, -0.4)``.

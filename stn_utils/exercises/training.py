@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from . import report
 from ..geometry import make_theta
 from ..models import build_model, count_macs
+from . import report
 
 
 def check_stn_share(answer) -> bool:

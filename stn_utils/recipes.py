@@ -1,0 +1,218 @@
+"""How a model is trained, as one value: the :class:`Recipe`, and the course's named recipes.
+
+A recipe holds everything that decides a training run except the model, the data and the
+seed: epochs, batch size, optimiser, schedule, learning-rate scales, augmentation,
+precision, memory format and test-time augmentation. It is frozen, so a variant is made
+with :func:`dataclasses.replace`::
+
+    from dataclasses import replace
+    from stn_utils.recipes import CIFAR10
+    short = replace(CIFAR10, epochs=2, tta_level=0)
+
+:func:`stn_utils.training.fit` takes one, and every checkpoint stores the recipe it was
+trained with (:meth:`Recipe.to_dict`), so that resuming with different settings is refused
+(:meth:`Recipe.differences`) instead of silently mixing two runs.
+
+Conventions: ``batch_size`` is per process (under ``torchrun`` the step averages
+``world_size * batch_size`` images); learning rates are per step of the mean loss;
+augmentations take and return float images (B, C, H, W) in [0, 1] on the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import torch
+from torch import Tensor
+
+from .data import random_crop_flip
+from .distortions import DISTORTIONS, distort
+
+__all__ = ["Recipe", "AUGMENTATIONS", "CIFAR10", "MNIST", "DISTORTED_MNIST", "SEED", "RECIPES"]
+
+Augmentation = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Random 2-pixel translation (reflected edges) and left-right flip, per image. Two
+    pixels, not the usual four: a run of a few epochs has too few passes to learn from
+    stronger augmentation (airbench's choice, arXiv 2404.00498)."""
+    return random_crop_flip(images, padding=2, flip=True, generator=generator)
+
+
+class FreshDistortion:
+    """An augmentation that gives every digit of every batch a new random distortion of
+    the paper's kind ``name`` (:mod:`stn_utils.distortions`), drawn from the training
+    generator, so no two epochs show a digit alike. (B, 1, 28, 28) -> (B, 1, S, S)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        seed = int(torch.randint(2 ** 62, (), generator=generator))
+        return distort(self.name, images, seed).to(images.device)
+
+    def __repr__(self) -> str:
+        return f"FreshDistortion({self.name!r})"
+
+
+class AlternatingFlip:
+    """CIFAR-10's 2-pixel translations with airbench's alternating flip (arXiv 2404.00498): a
+    fixed half of the training images is mirrored in odd epochs and the other half in even
+    ones, so that every two epochs show every image both ways, instead of a coin toss
+    per image and epoch. Which half an image is in follows from its index alone (a hash),
+    so a resumed run flips as an uninterrupted one does."""
+
+    sees_epoch = True  # train_epoch passes the batch's indices and the epoch
+
+    def __call__(self, images: Tensor, generator: torch.Generator, *, index: Tensor, epoch: int) -> Tensor:
+        shifted = random_crop_flip(images, padding=2, flip=False, generator=generator)
+        phase = ((index * 2654435761) >> 16) & 1  # Knuth's multiplicative hash, one bit
+        mirror = (phase ^ (epoch % 2)).bool().to(images.device)
+        return torch.where(mirror[:, None, None, None], shifted.flip(3), shifted)
+
+    def __repr__(self) -> str:
+        return "AlternatingFlip()"
+
+
+# Recipe.augment names. A recipe may also hold a function of its own (images, generator) -> images.
+AUGMENTATIONS: dict[str, Augmentation | None] = {
+    "none": None, "cifar10": cifar10_augment, "cifar10-alternating": AlternatingFlip(),
+    **{f"distort-{name}": FreshDistortion(name) for name in DISTORTIONS},
+}
+
+SCHEDULES = ("onecycle", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+TTA_LEVELS = {0: "none", 1: "the image and its mirror image",
+              2: "the image and its mirror, each also moved one pixel up-left and down-right"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a model trains, in one frozen value.
+
+    Attributes:
+        epochs: passes over the training set (>= 1).
+        batch_size: images per optimiser step, per process.
+        lr: peak learning rate of SGD.
+        momentum: Nesterov momentum (0: plain SGD).
+        weight_decay: L2 penalty on weights; biases and norm parameters get none.
+        label_smoothing: of the cross-entropy loss, in [0, 1).
+        schedule: ``"onecycle"`` (a linear warm-up over the first ``warmup`` of the steps
+            from ``lr_start * lr`` to ``lr``, then a linear decay to ``lr_end * lr``) or
+            ``"constant"``.
+        warmup, lr_start, lr_end: the one-cycle schedule's shape, fractions in [0, 1].
+        stn_lr_scale: multiplies the learning rate of every spatial transformer's
+            parameters: a localisation net learns best with a smaller step.
+        norm_lr_scale: multiplies the learning rate of normalisation layers.
+        lookahead: keep a decaying average of the weights from 30 % of the run on and
+            set the weights to it every 5,120 images and at each epoch's end.
+        augment: a name in :data:`AUGMENTATIONS` or a function
+            ``(images, generator) -> images`` applied to every training batch.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (with gradient scaling) or
+            ``"auto"`` (see :func:`stn_utils.training.autocast_dtype`).
+        channels_last: images and weights in channels-last memory order.
+        tta_level: test-time augmentation of the per-epoch test, see :data:`TTA_LEVELS`.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    schedule: str = "onecycle"
+    warmup: float = 0.2
+    lr_start: float = 0.0
+    lr_end: float = 0.0
+    stn_lr_scale: float = 1.0
+    norm_lr_scale: float = 1.0
+    lookahead: bool = False
+    augment: Union[str, Augmentation] = "none"
+    precision: str = "fp32"
+    channels_last: bool = False
+    tta_level: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a whole number >= 1")
+        for name in ("lr", "stn_lr_scale", "norm_lr_scale"):
+            _require(_is_number(getattr(self, name)) and getattr(self, name) >= 0, name, "a number >= 0")
+        for name in ("momentum", "label_smoothing"):
+            _require(_is_number(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "in [0, 1)")
+        _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        for name in ("warmup", "lr_start", "lr_end"):
+            _require(_is_number(getattr(self, name)) and 0 <= getattr(self, name) <= 1, name, "in [0, 1]")
+        _require(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
+        _require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
+        _require(self.tta_level in TTA_LEVELS and _is_int(self.tta_level), "tta_level", "0, 1 or 2")
+        for name in ("lookahead", "channels_last"):
+            _require(isinstance(getattr(self, name), bool), name, "True or False")
+        _require(callable(self.augment) or self.augment in AUGMENTATIONS, "augment",
+                 f"one of {sorted(AUGMENTATIONS)} or a function (images, generator) -> images")
+
+    @property
+    def augmentation(self) -> Augmentation | None:
+        """The augmentation function, or ``None`` for none."""
+        return self.augment if callable(self.augment) else AUGMENTATIONS[self.augment]
+
+    def to_dict(self) -> dict:
+        """The recipe as plain values, as checkpoints store it; a function-valued
+        ``augment`` is recorded by its qualified name."""
+        values = dataclasses.asdict(self)
+        if callable(self.augment):
+            values["augment"] = f"{getattr(self.augment, '__module__', '?')}.{self.augment.__qualname__}"
+        return values
+
+    def differences(self, stored: dict) -> list[str]:
+        """``"field: stored -> this"`` for every field where ``stored`` (a :meth:`to_dict`
+        of another recipe) differs from this one; empty when they agree."""
+        mine = self.to_dict()
+        return [f"{name}: {stored.get(name, '(not stored)')!r} -> {mine[name]!r}"
+                for name in mine if stored.get(name) != mine[name]]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require(condition: bool, name: str, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"Recipe.{name} must be {expected}.")
+
+
+# --- the course's recipes -----------------------------------------------------------------
+
+# Notebook 05 and benchmarks/cifar10.py. airbench94's optimiser (arXiv 2404.00498) carried
+# over to batch 512 and a mean loss: the same step per training image (lr 0.75 with Nesterov
+# momentum 0.85 is airbench's 11.5 per 1,024 images), the same weight decay per image, norm
+# shifts learning 64x faster, label smoothing 0.2, lookahead; the STN steps at 1 % of the
+# classifier's rate; bf16 autocast where the hardware has it. 8 epochs: see the README's
+# CIFAR-10 benchmark for the times this took.
+CIFAR10 = Recipe(epochs=8, batch_size=512, lr=0.75, momentum=0.85, weight_decay=1.33e-3, label_smoothing=0.2,
+                 schedule="onecycle", stn_lr_scale=0.01, norm_lr_scale=64.0, lookahead=True, augment="cifar10",
+                 precision="auto", channels_last=True, tta_level=2)
+
+# MNIST (notebooks 01 and 02, the command-line trainer): SGD with Nesterov momentum and a
+# one-cycle schedule; the STN at a tenth of the rate (at a third, a cluttered-MNIST
+# transformer swung off the digit at the peak rate and did not come back).
+MNIST = Recipe(epochs=3, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
+               stn_lr_scale=0.1)
+
+# The paper's distorted MNIST (notebook 06, benchmarks/distorted_mnist.py); its augmentation,
+# fresh distortions of one kind, is set per distortion by stn_utils.experiments.distortion_recipe.
+DISTORTED_MNIST = Recipe(epochs=20, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
+                         stn_lr_scale=0.1, precision="auto", channels_last=True)
+
+# The notebook this course grew from, as the PyTorch STN tutorial trains: plain SGD at a
+# constant 0.01, batch 64, no weight decay.
+SEED = Recipe(epochs=20, batch_size=64, lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant")
+
+RECIPES = {"cifar10": CIFAR10, "mnist": MNIST, "distorted_mnist": DISTORTED_MNIST, "seed": SEED}
