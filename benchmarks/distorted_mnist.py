@@ -9,7 +9,8 @@ A row is ``DISTORTION:MODEL[:SEED]``: DISTORTION one of R, RTS, P, E, cluttered;
 or a transform family (affine, projective, tps, attention); SEED 0 by default. Each row
 trains with ``stn_utils.experiments.distortion_recipe`` (fresh distortions of every training
 digit in every epoch) and is tested on one fixed draw of the 10,000 distorted test digits.
-Every finished row is saved at once as ``<results>/<DISTORTION>-<MODEL>-seed<SEED>.json``, so
+Every finished row is saved at once as ``<results>/<DISTORTION>-<MODEL>-seed<SEED>.json``,
+with the trained weights (fp16) beside it as ``.pt``, so
 a long run that is interrupted keeps its rows, and a second run trains only the missing
 ones (``--rerun`` trains them again). The table is then assembled from the saved rows:
 one line per distortion, each cell our test error (mean ± standard deviation where there
@@ -59,13 +60,14 @@ def row_file(results: Path, distortion: str, model: str, seed: int) -> Path:
 def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
     """Train and test one row; return what is saved of it."""
     train, test = distorted_mnist(distortion, train_subset=args.train_subset, test_subset=args.test_subset)
-    recipe = distortion_recipe(distortion, **({"epochs": args.epochs} if args.epochs else {}))
-    row = train_row(distortion, None if model == "cnn" else model, train, test, recipe=recipe, device=device,
+    transform = None if model == "cnn" else model
+    recipe = distortion_recipe(distortion, transform, **({"epochs": args.epochs} if args.epochs else {}))
+    row = train_row(distortion, transform, train, test, recipe=recipe, device=device,
                     seed=seed)
-    if args.weights:
-        path = args.weights / f"{distortion}-{model}-seed{seed}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in row["model"].state_dict().items()}, path)
+    # the trained weights (fp16) beside the row, for notebook 06 to load
+    weights = row_file(args.results, distortion, model, seed).with_suffix(".pt")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in row["model"].state_dict().items()}, weights)
     history = row["history"]
     return dict(distortion=distortion, transform=row["transform"], model=model, seed=seed,
                 error=row["error"], seconds=row["seconds"], test_seconds=row["test_seconds"],
@@ -119,7 +121,6 @@ def main(argv=None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the saved rows")
     parser.add_argument("--table", action="store_true", help="print the table of the saved rows; train nothing")
     parser.add_argument("--rerun", action="store_true", help="train rows again even when they are saved")
-    parser.add_argument("--weights", type=Path, help="also save each trained model's weights (fp16) here")
     parser.add_argument("--epochs", type=int, help="change the recipe's epochs (rows then differ from the course's)")
     parser.add_argument("--train-subset", type=int, help="train on this many digits")
     parser.add_argument("--test-subset", type=int, help="test on this many digits")

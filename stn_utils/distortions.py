@@ -29,7 +29,7 @@ from .data import to_float
 from .geometry import invert_theta, make_theta
 from .transforms import Affine, Projective, ThinPlateSpline, homography_from_points
 
-__all__ = ["rotated", "rotated_translated_scaled", "projective", "elastic", "cluttered",
+__all__ = ["rotated", "rotated_translated_scaled", "placed", "projective", "elastic", "cluttered",
            "DISTORTIONS", "distort", "output_size"]
 
 RTS_SIZE, CLUTTERED_SIZE = 42, 60
@@ -165,6 +165,27 @@ def rotated_translated_scaled(images: Tensor, seed: int, *, size: int = RTS_SIZE
     centre = torch.where(highest >= lowest, lowest + place * (highest - lowest), (lowest + highest) / 2)
     theta = invert_theta(torch.cat([forward, centre[..., None]], dim=2))
     return _warp(images, Affine(), theta.flatten(1), (size, size))
+
+
+def placed(images: Tensor, *, size: int = RTS_SIZE, angle: float = 0.0, scale: float = 1.0,
+           shift=(0.0, 0.0)) -> Tensor:
+    """Every digit turned by ``angle`` degrees, zoomed by ``scale`` and moved ``shift = (dx, dy)``
+    pixels (right, down) from the centre of a black ``size x size`` canvas: one controlled
+    amount for all, to measure accuracy against the amount (notebook 06's curves). Ink that
+    leaves the canvas is cut off.
+
+    ``(N, 1, H, W) -> (N, 1, size, size)`` float32 in [0, 1].
+    """
+    _check_digits(images)
+    _check_count("size", size, 1)
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0; got {scale!r}.")
+    n, _, height, width = images.shape
+    forward = make_theta(rotation=torch.full((n,), float(angle)), scale_x=torch.full((n,), scale * width / size),
+                         scale_y=torch.full((n,), scale * height / size),
+                         translate_x=torch.full((n,), 2 * shift[0] / size),
+                         translate_y=torch.full((n,), 2 * shift[1] / size))
+    return _warp(images, Affine(), invert_theta(forward).flatten(1), (size, size))
 
 
 def projective(images: Tensor, seed: int, *, scale=(0.75, 1.0), corner_std: float = 5.0) -> Tensor:

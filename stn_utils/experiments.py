@@ -16,16 +16,18 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import torch
 from torch import nn
 
 from .data import ImageDataset, load_dataset
-from .distortions import distort, output_size
+from .distortions import cluttered, distort, output_size, placed
 from .models import build_model, count_macs, count_parameters
-from .recipes import DISTORTED_MNIST, Recipe
-from .training import evaluate, fit, seed_everything
+from .recipes import DISTORTED_MNIST, SEED, Recipe
+from .training import accuracy_curve, evaluate, fit, seed_everything
 
 __all__ = ["PAPER_ERRORS", "TEST_SEED", "distorted_mnist", "distortion_recipe", "build_distorted_mnist_model",
-           "train_row", "results_table"]
+           "EPOCHS", "train_row", "CURVES", "invariance_curves", "TransformerFilm", "COLLAPSE_SETUPS", "median_zoom",
+           "collapse_run", "results_table"]
 
 # Test error (%) in the paper: Table 1 for R, RTS, P and E; for 60x60 cluttered MNIST its
 # text gives the CNN's 3.5 % and the ST-CNN's 1.7 %. Keys: (distortion, transform or None for the CNN).
@@ -72,10 +74,23 @@ def distorted_mnist(distortion: str, *, train_subset: int | None = None, test_su
     return (distorted(train, seed) if fixed_training else train), distorted(test, TEST_SEED)
 
 
-def distortion_recipe(distortion: str, **changes) -> Recipe:
-    """The course's recipe for ``distortion``: :data:`stn_utils.recipes.DISTORTED_MNIST` with
-    fresh distortions of that kind as its augmentation, changed by ``changes``."""
-    return dataclasses.replace(DISTORTED_MNIST, **{"augment": f"distort-{distortion}", **changes})
+# Epochs per distortion and model: as many as train in about 8 minutes on two CPU cores
+# (AMD Zen 5 with bf16), so every model of the table gets the same time budget. The CNN
+# on the 60x60 cluttered canvas costs three times the ST-CNN per epoch, whose classifier
+# sees a 28x28 window; P and E share R's 28x28 canvas.
+EPOCHS = {"R": {None: 60, "affine": 40, "projective": 32, "tps": 36},
+          "RTS": {None: 25, "affine": 30, "projective": 24, "tps": 26},
+          "cluttered": {None: 10, "affine": 32}}
+EPOCHS["P"] = EPOCHS["E"] = EPOCHS["R"]
+
+
+def distortion_recipe(distortion: str, transform: str | None = "affine", **changes) -> Recipe:
+    """The course's recipe for one model of the table: :data:`stn_utils.recipes.DISTORTED_MNIST`
+    with fresh distortions of kind ``distortion`` as its augmentation and :data:`EPOCHS` for
+    that distortion and ``transform`` (``None``: the CNN; a family without its own count
+    takes the affine one), changed by ``changes``."""
+    epochs = EPOCHS[distortion].get(transform, EPOCHS[distortion]["affine"])
+    return dataclasses.replace(DISTORTED_MNIST, **{"augment": f"distort-{distortion}", "epochs": epochs, **changes})
 
 
 def build_distorted_mnist_model(distortion: str, transform: str | None, **body_kwargs) -> nn.Module:
@@ -98,7 +113,7 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
     module), ``history`` (from :func:`fit`), ``error`` (test error in %), ``seconds``
     (training alone), ``test_seconds``, ``parameters`` and ``macs`` (per image).
     """
-    recipe = recipe or distortion_recipe(distortion)
+    recipe = recipe or distortion_recipe(distortion, transform)
     seed_everything(seed)
     model = build_distorted_mnist_model(distortion, transform)
     history = fit(model, train, None, recipe, device=device, seed=seed, callbacks=callbacks)
@@ -109,6 +124,98 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
     return dict(distortion=distortion, transform=transform, seed=seed, model=model, history=history,
                 error=100 * (1 - accuracy), seconds=history["seconds"][-1], test_seconds=time.perf_counter() - started,
                 parameters=count_parameters(model), macs=count_macs(model, (1, side, side)))
+
+
+# Notebook 06's invariance curves: per distortion, the amounts to test, how to apply one
+# amount to every test digit, and the range the training data held (None: no single range).
+CURVES = {
+    "RTS": {
+        "rotation (degrees)": (list(range(-180, 181, 15)), lambda x, a: placed(x, angle=a), (-45, 45)),
+        "scale (zoom factor)": ([round(0.4 + 0.1 * i, 1) for i in range(13)], lambda x, z: placed(x, scale=z),
+                                (0.7, 1.2)),
+        "horizontal shift (pixels)": (list(range(-14, 15, 2)), lambda x, d: placed(x, shift=(d, 0)), None),
+    },
+    "cluttered": {
+        "clutter (6x6 pieces)": (list(range(0, 21, 2)), lambda x, k: cluttered(x, TEST_SEED, clutter=k), (6, 6)),
+    },
+}
+
+
+def invariance_curves(models: dict, digits: ImageDataset, distortion: str) -> dict:
+    """Test accuracy of each of ``models`` (name -> model trained on ``distortion``) on the
+    plain test ``digits`` distorted by each amount of :data:`CURVES` ``[distortion]``:
+    ``{curve: {model name: [accuracy per amount]}}``."""
+    return {curve: {name: accuracy_curve(model, digits, apply, amounts) for name, model in models.items()}
+            for curve, (amounts, apply, _) in CURVES[distortion].items()}
+
+
+class TransformerFilm:
+    """A callback for :func:`stn_utils.training.fit` that films what a model's spatial
+    transformer makes of a few fixed images as it trains: one frame every ``every``
+    steps, labelled with its step, for :func:`stn_utils.viz.save_gif`.
+
+    Call :meth:`snap` once before training for the first frame (the identity).
+
+    Args:
+        images: (B, C, H, W) float in [0, 1] on the model's device, e.g. 8 test digits.
+        every: optimiser steps between frames.
+    """
+
+    def __init__(self, images, every: int):
+        if every < 1:
+            raise ValueError(f"every must be at least 1 step; got {every}.")
+        self.images, self.every = images, every
+        self.frames: list = []
+        self.labels: list[str] = []
+
+    def snap(self, model: nn.Module, step: int) -> None:
+        was_training = model.training
+        model.eval()  # the norms' running statistics, not the batch's
+        with torch.no_grad():
+            self.frames.append(model.stn(self.images).float().cpu())
+        model.train(was_training)
+        self.labels.append(f"step {step:,}")
+
+    def __call__(self, progress) -> None:
+        if progress.event == "step" and (progress.step % self.every == 0 or progress.step == progress.steps):
+            self.snap(progress.model, progress.step)
+
+
+# The PyTorch STN tutorial's two set-ups (pytorch/tutorials issue 1117), on cluttered MNIST:
+# its own (normalise before the STN, zero padding) and the course's fix (raw pixels, border
+# padding, normalise after the STN). Both train as the tutorial does: plain SGD at 0.01.
+COLLAPSE_SETUPS = {"tutorial: normalise first, zero padding": dict(normalize_first=True, padding_mode="zeros"),
+                   "fixed: raw input, border padding": dict(normalize_first=False, padding_mode="border")}
+
+
+def median_zoom(model: nn.Module, images) -> float:
+    """The median zoom of ``model``'s spatial transformer on ``images`` (N, C, H, W) in [0, 1]:
+    sqrt|det| of theta's 2x2 part, above 1 when the transformer zooms out (shrinks the content)."""
+    with torch.no_grad():
+        inputs = images.float() / 255 if images.dtype == torch.uint8 else images
+        inputs = inputs.to(next(model.parameters()).device)
+        theta = model.stn.predict_theta(model.normalize(inputs) if model.normalize_first else inputs)
+    return theta[:, :, :2].det().abs().sqrt().median().item()
+
+
+def collapse_run(setup: str, train: ImageDataset, test: ImageDataset, *, epochs: int, device=None,
+                 seed: int = 0) -> dict:
+    """Train the tutorial's MNIST STN in one of :data:`COLLAPSE_SETUPS` on cluttered MNIST
+    (``train``: plain digits, distorted afresh; ``test``: the fixed cluttered draw) with the
+    tutorial's recipe; return its median zoom on the test digits after every epoch (from
+    the identity, 1.0) and its final test error in %."""
+    seed_everything(seed)
+    model = build_model("tutorial_mnist_stn", input_size=output_size("cluttered"), **COLLAPSE_SETUPS[setup])
+    zooms = [median_zoom(model, test.images[:1000])]
+
+    def record(progress):
+        if progress.event == "epoch":
+            zooms.append(median_zoom(progress.model, test.images[:1000]))
+
+    recipe = dataclasses.replace(SEED, epochs=epochs, augment="distort-cluttered")
+    fit(model, train, None, recipe, device=device, seed=seed, callbacks=[record])
+    error = 100 * (1 - evaluate(model, test, device=device)["accuracy"])
+    return dict(setup=setup, zooms=zooms, error=error, model=model)
 
 
 def results_table(rows: list[dict]) -> str:

@@ -394,11 +394,14 @@ def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, down
     return nn.Sequential(*layers)
 
 
-def digit_body(*, input_size: int = 28, widths=(32, 64), hidden: int = 256, classes: int = 10) -> nn.Sequential:
+def digit_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 256, classes: int = 10,
+               batch_norm: bool = True) -> nn.Sequential:
     """A CNN for grey digits with batch norm: two stages of 3x3 conv -> norm -> ReLU ->
     3x3 conv -> norm -> ReLU -> 2x2 max-pool, then a hidden linear layer (with norm and
     dropout) and the class scores. The classifier of the distorted-MNIST recipe, for the
     plain CNN on the whole canvas and for the ST-CNN on its transformer's 28x28 window.
+    ``batch_norm=False`` leaves the norms out (biased convolutions instead), to measure
+    what they buy.
 
     Shape:
         (B, 1, input_size, input_size), normalised -> logits (B, classes)
@@ -409,12 +412,14 @@ def digit_body(*, input_size: int = 28, widths=(32, 64), hidden: int = 256, clas
     in_channels = 1
     for width in widths:
         for _ in range(2):
-            layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=not batch_norm),
+                       nn.BatchNorm2d(width) if batch_norm else nn.Identity(), nn.ReLU()]
             in_channels = width
         layers.append(nn.MaxPool2d(2))
     side = input_size // 2 ** len(widths)
-    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden, bias=False), nn.BatchNorm1d(hidden),
-               nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, classes)]
+    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden, bias=not batch_norm),
+               nn.BatchNorm1d(hidden) if batch_norm else nn.Identity(), nn.ReLU(), nn.Dropout(0.3),
+               nn.Linear(hidden, classes)]
     return nn.Sequential(*layers)
 
 
@@ -496,10 +501,11 @@ def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Clas
     return Classifier(tutorial_body(), CIFAR10_MEAN, CIFAR10_STD, stn=stn, normalize_first=normalize_first)
 
 
-def _tutorial_mnist(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:
-    localization = TutorialLocalization(1, widths=(8, 10), input_size=28)
+def _tutorial_mnist(normalize_first: bool = True, padding_mode: str = "zeros", input_size: int = 28) -> Classifier:
+    """The PyTorch tutorial's MNIST STN; ``input_size`` 60 for the cluttered canvas."""
+    localization = TutorialLocalization(1, widths=(8, 10), input_size=input_size)
     stn = SpatialTransformer(1, localization=localization, padding_mode=padding_mode)
-    body = tutorial_body(1, widths=(10, 20), input_size=28)
+    body = tutorial_body(1, widths=(10, 20), input_size=input_size)
     return Classifier(body, MNIST_MEAN, MNIST_STD, stn=stn, normalize_first=normalize_first)
 
 

@@ -235,9 +235,10 @@ def log_epochs(progress: Progress, file=None) -> None:
 
 # --- the parts of a training run ------------------------------------------------------------
 
-def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
-    """SGD with Nesterov momentum and one parameter group per (in a spatial transformer,
-    in a norm layer, decays) combination, so each gets its own rate and weight decay.
+def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """``recipe.optimizer`` (SGD with Nesterov momentum, or AdamW with ``momentum`` as its
+    beta1) with one parameter group per (in a spatial transformer, in a norm layer, decays)
+    combination, so each gets its own rate and weight decay.
 
     Biases and norm parameters get no weight decay. Every :class:`SpatialTransformer`'s
     parameters learn at ``recipe.stn_lr_scale`` of the rate: its zero-initialised theta
@@ -249,11 +250,14 @@ def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
     for parameter in (p for p in model.parameters() if p.requires_grad):
         key = (id(parameter) in stn_ids, id(parameter) in norm_ids, parameter.ndim > 1)
         groups.setdefault(key, []).append(parameter)
-    return torch.optim.SGD(
-        [{"params": params, "weight_decay": recipe.weight_decay if decays else 0.0,
-          "lr": recipe.lr * (recipe.stn_lr_scale if in_stn else 1.0) * (recipe.norm_lr_scale if in_norm else 1.0)}
-         for (in_stn, in_norm, decays), params in groups.items()],
-        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
+    def rate(in_stn: bool, in_norm: bool) -> float:
+        return recipe.lr * (recipe.stn_lr_scale if in_stn else 1.0) * (recipe.norm_lr_scale if in_norm else 1.0)
+
+    settings = [{"params": params, "weight_decay": recipe.weight_decay if decays else 0.0, "lr": rate(in_stn, in_norm)}
+                for (in_stn, in_norm, decays), params in groups.items()]
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(settings, lr=recipe.lr, betas=(recipe.momentum, 0.999))
+    return torch.optim.SGD(settings, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
 
 def lr_factor(step: int, total_steps: int, recipe: Recipe) -> float:

@@ -249,14 +249,15 @@ def plot_curves(x, curves, *, xlabel, ylabel="accuracy (%)", title=None, ax=None
     return ax
 
 
-def save_gif(frames, path, *, nrow: int = 8, duration_ms: int = 150, scale: int = 3):
+def save_gif(frames, path, *, labels=None, nrow: int = 8, duration_ms: int = 150, scale: int = 3):
     """Write an animated GIF, one frame per image batch, e.g. an STN's output during training.
 
     Args:
         frames: a sequence of batches ``(B, C, H, W)`` in [0, 1], all of the same shape;
             each becomes one ``make_grid`` frame.
         path: the ``.gif`` file to write (its folder is created).
-        duration_ms: how long each frame shows; the last one shows three times as long.
+        labels: one caption per frame (e.g. ``"step 120"``), written in a band above it.
+        duration_ms: how long each frame shows; the first and last show three times as long.
         scale: pixel repetition, so that 28x28 digits are big enough to see.
 
     Returns:
@@ -264,7 +265,7 @@ def save_gif(frames, path, *, nrow: int = 8, duration_ms: int = 150, scale: int 
     """
     from pathlib import Path
 
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     frames = list(frames)
     if not frames:
@@ -274,14 +275,25 @@ def save_gif(frames, path, *, nrow: int = 8, duration_ms: int = 150, scale: int 
         raise ValueError(f"every frame must have the same shape; got {sorted(shapes)}.")
     if not (isinstance(scale, int) and scale >= 1) or duration_ms < 1:
         raise ValueError(f"scale must be a whole number >= 1 and duration_ms >= 1; got {scale}, {duration_ms}.")
+    if labels is not None and len(labels) != len(frames):
+        raise ValueError(f"give one label per frame: {len(frames)} frames but {len(labels)} labels.")
     pictures = []
-    for frame in frames:
+    for number, frame in enumerate(frames):
         grid = make_grid(_as_batch(frame, "frame").float().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
         array = (grid.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         array = array.repeat(scale, axis=0).repeat(scale, axis=1)
-        pictures.append(Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array))
+        picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+        if labels is not None:
+            band = Image.new("RGB", (picture.width, 12 * scale), "white")
+            ImageDraw.Draw(band).text((4, 2 * scale), str(labels[number]), fill="black", font_size=8 * scale)
+            stacked = Image.new("RGB", (picture.width, band.height + picture.height), "white")
+            stacked.paste(band, (0, 0))
+            stacked.paste(picture, (0, band.height))
+            picture = stacked
+        pictures.append(picture)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    durations = [duration_ms] * (len(pictures) - 1) + [3 * duration_ms]
+    long = 3 * duration_ms
+    durations = [long] + [duration_ms] * (len(pictures) - 2) + [long] if len(pictures) > 1 else [long]
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return path

@@ -194,3 +194,19 @@ def test_unknown_name():
         distort("T", digits(2), seed=0)
     with pytest.raises(ValueError, match="unknown distortion"):
         output_size("rotated")
+
+
+def test_placed_turns_zooms_and_moves_every_digit_by_one_amount():
+    bar = torch.zeros(2, 1, 28, 28)
+    bar[:, :, 4:24, 13:15] = 1  # a vertical bar, two pixels wide
+    def ink(images, dim, level=0.5):
+        return (images[0, 0] > level).any(dim).nonzero().flatten().tolist()
+
+    centred = distortions.placed(bar)
+    assert centred.shape == (2, 1, 42, 42) and ink(centred, 0) == [20, 21]
+    assert ink(distortions.placed(bar, shift=(5, 0)), 0) == [25, 26]
+    turned = distortions.placed(bar, angle=90)
+    assert ink(turned, 1) == [20, 21] and len(ink(turned, 0)) == 20  # now horizontal
+    assert len(ink(distortions.placed(bar, scale=0.5), 1, level=0.2)) == 10
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        distortions.placed(bar, scale=0)

@@ -48,3 +48,25 @@ def test_not_answered(capsys):
     assert ex.check_parameter_counts(None) is False
     assert ex.check_homography_point(None) is False
     assert capsys.readouterr().out.count("Not answered yet") == 2
+
+
+def test_apply_homography_exercise_accepts_a_right_answer_and_names_common_mistakes(capsys):
+    import torch
+
+    from stn_utils.exercises import families as ex
+
+    def right(params, points):
+        matrix = torch.cat([params, torch.ones_like(params[:, :1])], 1).reshape(-1, 3, 3)
+        mapped = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ matrix.mT
+        return mapped[..., :2] / mapped[..., 2:]
+
+    def affine_only(params, points):
+        return right(params * torch.tensor([1.0] * 6 + [0.0] * 2, dtype=params.dtype), points)
+
+    def stub(params, points):
+        raise NotImplementedError
+
+    assert ex.check_apply_homography(right) and "Correct!" in capsys.readouterr().out
+    assert not ex.check_apply_homography(affine_only)
+    assert "That is the affine part alone" in capsys.readouterr().out
+    assert not ex.check_apply_homography(stub) and "Not answered yet" in capsys.readouterr().out

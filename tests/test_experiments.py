@@ -47,6 +47,8 @@ def test_the_recipe_distorts_every_batch_afresh():
     first, second = augment(digits, generator), augment(digits, generator)
     assert first.shape == (4, 1, 42, 42) and not torch.equal(first, second)
     assert recipe.augment == "distort-RTS" and experiments.distortion_recipe("R", epochs=2).epochs == 2
+    assert recipe.epochs == experiments.EPOCHS["RTS"]["affine"]
+    assert experiments.distortion_recipe("cluttered", None).epochs == experiments.EPOCHS["cluttered"][None]
 
 
 @pytest.mark.parametrize("distortion, side", [("R", 28), ("RTS", 42), ("cluttered", 60)])
@@ -104,14 +106,51 @@ def test_benchmark_rows_verdicts_and_table():
 def test_benchmark_saves_every_row_and_assembles_the_table_from_them(fake_data, tmp_path, capsys, monkeypatch):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "distorted_mnist", experiments.distorted_mnist)
-    argv = ["--rows", "R:cnn", "R:affine", "--smoke", "--results", str(tmp_path), "--weights", str(tmp_path / "w")]
+    argv = ["--rows", "R:cnn", "R:affine", "--smoke", "--results", str(tmp_path)]
     benchmark.main(argv)
     saved = sorted(p.name for p in tmp_path.glob("*.json"))
     assert saved == ["R-affine-seed0.json", "R-cnn-seed0.json"]
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["R-affine-seed0.pt", "R-cnn-seed0.pt"]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["R-affine-seed0.pt", "R-cnn-seed0.pt"]
     out = capsys.readouterr().out
     assert "| R | **" in out and "# 2 rows, trained on " in out
     benchmark.main(argv)  # saved rows are not trained again
     assert "R cnn seed 0:" not in capsys.readouterr().out
     benchmark.main(["--table", "--results", str(tmp_path)])
     assert "| R | **" in capsys.readouterr().out
+
+
+def test_transformer_film_takes_a_labelled_frame_every_few_steps(fake_data):
+    train, test = experiments.distorted_mnist("RTS", train_subset=40, test_subset=8)
+    model = experiments.build_distorted_mnist_model("RTS", "affine")
+    watched = test.images[:3].float() / 255
+    film = experiments.TransformerFilm(watched, every=2)
+    film.snap(model, 0)
+    experiments.train_row("RTS", "affine", train, test, recipe=experiments.distortion_recipe("RTS", epochs=1,
+                                                                                              batch_size=8),
+                          device="cpu", callbacks=[film])
+    assert film.labels == ["step 0", "step 2", "step 4", "step 5"]  # 40 images, batch 8: 5 steps, and the last
+    assert all(frame.shape == (3, 1, 28, 28) for frame in film.frames)
+    with pytest.raises(ValueError, match="every must be at least 1 step"):
+        experiments.TransformerFilm(watched, every=0)
+
+
+def test_invariance_curves_measure_each_model_at_each_amount(fake_data):
+    _, test = experiments.distorted_mnist("RTS", test_subset=10)
+    digits = experiments.load_dataset("mnist", "test").subset(10)
+    models = {"CNN": experiments.build_distorted_mnist_model("RTS", None).eval()}
+    curves = experiments.invariance_curves(models, digits, "RTS")
+    assert set(curves) == set(experiments.CURVES["RTS"])
+    for curve, (amounts, _, _) in experiments.CURVES["RTS"].items():
+        assert len(curves[curve]["CNN"]) == len(amounts) and all(0 <= a <= 1 for a in curves[curve]["CNN"])
+    clutter = experiments.invariance_curves(
+        {"CNN": experiments.build_distorted_mnist_model("cluttered", None).eval()}, digits, "cluttered")
+    assert len(clutter["clutter (6x6 pieces)"]["CNN"]) == 11
+
+
+def test_collapse_run_records_the_zoom_from_the_identity(fake_data):
+    train, test = experiments.distorted_mnist("cluttered", train_subset=40, test_subset=10)
+    setup = "tutorial: normalise first, zero padding"
+    run = experiments.collapse_run(setup, train, test, epochs=2, device="cpu")
+    assert run["zooms"][0] == pytest.approx(1.0) and len(run["zooms"]) == 3
+    assert run["model"].normalize_first and run["model"].stn.padding_mode == "zeros"
+    assert 0 <= run["error"] <= 100

@@ -858,3 +858,14 @@ def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
 
     train(tiny_model(), bright_dark(40), epochs=2, augment=Recorder())
     assert seen == [(16, 1), (16, 1), (8, 1), (16, 2), (16, 2), (8, 2)]
+
+
+def test_adamw_recipe_trains_with_the_same_groups():
+    model = tiny_model()
+    optimizer = training_module.optimizer_for(model, recipe(optimizer="adamw", lr=0.01, momentum=0.9))
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["betas"] == (0.9, 0.999)
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.0, 5e-4]  # biases, norms, weights
+    history = train(model, bright_dark(64), bright_dark(32, seed=1), epochs=4, optimizer="adamw", lr=0.05)
+    assert history["test_acc"][-1] >= 0.9 and history["train_loss"][-1] < history["train_loss"][0] / 2
+    with pytest.raises(ValueError, match=r"Recipe.optimizer must be one of \('sgd', 'adamw'\)"):
+        recipe(optimizer="lbfgs")

@@ -285,3 +285,16 @@ def test_save_gif_errors(tmp_path):
         viz.save_gif([torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 5, 5)], tmp_path / "a.gif")
     with pytest.raises(ValueError, match="scale must be a whole number"):
         viz.save_gif([torch.zeros(2, 1, 4, 4)], tmp_path / "a.gif", scale=0)
+
+
+def test_save_gif_labels_every_frame_above_its_images(tmp_path):
+    from PIL import Image
+
+    frames = [torch.zeros(2, 1, 8, 8) for _ in range(3)]
+    path = viz.save_gif(frames, tmp_path / "labelled.gif", labels=["step 0", "step 5", "step 10"], nrow=2, scale=3)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3 and gif.size == (3 * (2 * 8 + 3 * 2), 3 * 12 + 3 * (8 + 2 * 2))
+        band = gif.convert("L").crop((0, 0, gif.size[0], 3 * 12))
+        assert np.asarray(band).min() < 128  # the caption's ink
+    with pytest.raises(ValueError, match="give one label per frame: 3 frames but 1 labels"):
+        viz.save_gif(frames, tmp_path / "a.gif", labels=["step 0"])

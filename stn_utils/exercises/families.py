@@ -13,9 +13,9 @@ import numbers
 import torch
 
 from ..transforms import TRANSFORMS, apply_homography, make_transform
-from . import report
+from . import Case, Mistake, check_function, report
 
-__all__ = ["check_parameter_counts", "HOMOGRAPHY", "check_homography_point"]
+__all__ = ["check_parameter_counts", "HOMOGRAPHY", "check_homography_point", "check_apply_homography"]
 
 # The homography of the second exercise: a mild perspective tilt, h33 = 1.
 HOMOGRAPHY = (1.0, 0.1, 0.0, 0.0, 1.0, 0.0, 0.5, 0.0)
@@ -53,3 +53,52 @@ def check_homography_point(answer) -> bool:
     expected = apply_homography(torch.tensor([HOMOGRAPHY], dtype=torch.float64),
                                 torch.tensor([[HOMOGRAPHY_POINT]], dtype=torch.float64))[0, 0].tolist()
     return report(all(abs(v - e) < 5e-3 for v, e in zip(values, expected)), hint, answer=answer)
+
+
+# --- exercise 3: the projective map, written by the reader ------------------------------------
+
+def _homography_cases() -> list[Case]:
+    """Seeded homographies near the identity (no point near the horizon) and point sets."""
+    generator = torch.Generator().manual_seed(6)
+    identity = torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0], dtype=torch.float64)
+    cases = []
+    for batch, count in ((1, 5), (3, 7), (2, 12)):
+        params = identity + 0.2 * torch.randn(batch, 8, generator=generator, dtype=torch.float64)
+        points = torch.rand(batch, count, 2, generator=generator, dtype=torch.float64) * 2 - 1
+        cases.append(Case({"params": params.requires_grad_(), "points": points.requires_grad_()}))
+    return cases
+
+
+def _reference(params, points):
+    return apply_homography(params, points)
+
+
+def _without_division(params, points):
+    matrix = torch.cat([params, torch.ones_like(params[:, :1])], dim=1).reshape(-1, 3, 3)
+    return (torch.cat([points, torch.ones_like(points[..., :1])], dim=-1) @ matrix.mT)[..., :2]
+
+
+def _matrix_not_transposed(params, points):
+    matrix = torch.cat([params, torch.ones_like(params[:, :1])], dim=1).reshape(-1, 3, 3)
+    mapped = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1) @ matrix
+    return mapped[..., :2] / mapped[..., 2:]
+
+
+def _column_major(params, points):
+    return apply_homography(torch.cat([params, torch.ones_like(params[:, :1])], dim=1)
+                            .reshape(-1, 3, 3).mT.reshape(-1, 9)[:, :8], points)
+
+
+def check_apply_homography(answer) -> bool:
+    """Exercise 3: ``my_apply_homography(params (B, 8), points (B, N, 2)) -> (B, N, 2)``, the
+    projective map of :func:`stn_utils.transforms.apply_homography` (away from the horizon),
+    compared on seeded homographies: values, and gradients with respect to both inputs."""
+    mistakes = [
+        Mistake(_without_division, "That is the affine part alone: divide x' and y' by the third coordinate, "
+                                   "h31 x + h32 y + 1."),
+        Mistake(_matrix_not_transposed, "Points are rows here: multiply [x, y, 1] by the matrix's transpose "
+                                        "(or write x' = h11 x + h12 y + h13 out by hand)."),
+        Mistake(_column_major, "The 8 numbers are the matrix row by row: h11, h12, h13, h21, ..."),
+    ]
+    return check_function(answer, _reference, _homography_cases(), grad=("params", "points"), mistakes=mistakes,
+                          hint="Build H from the 8 numbers and h33 = 1, map [x, y, 1], divide by the third entry.")
