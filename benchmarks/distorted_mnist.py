@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -31,15 +30,13 @@ import torch
 
 from machine import cpu_name, describe
 from stn_utils.distortions import DISTORTIONS
-from stn_utils.experiments import PAPER_ERRORS, distorted_mnist, distortion_recipe, train_row
+from stn_utils.experiments import TABLE_MODELS, benchmark_table, distorted_mnist, distortion_recipe, train_row
 from stn_utils.training import pick_device
 from stn_utils.transforms import TRANSFORMS
 
 RESULTS = Path(__file__).parent / "results" / "distorted_mnist"
-MODELS = ("cnn", "affine", "projective", "tps")
-BUDGET_MINUTES = 10
 # every cell of the paper's Table 1 and its cluttered figures; RTS and cluttered with three seeds
-ROWS = ([f"{d}:{m}" for d in ("R", "RTS", "P", "E") for m in MODELS] + ["cluttered:cnn", "cluttered:affine"]
+ROWS = ([f"{d}:{m}" for d in ("R", "RTS", "P", "E") for m in TABLE_MODELS] + ["cluttered:cnn", "cluttered:affine"]
         + [f"{d}:{m}:{seed}" for d in ("RTS", "cluttered") for m in ("cnn", "affine") for seed in (1, 2)])
 
 
@@ -76,45 +73,6 @@ def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
                 cpu=cpu_name(), machine=describe(device), date=datetime.date.today().isoformat())
 
 
-def cell(rows: list[dict], distortion: str, model: str) -> str:
-    errors = [r["error"] for r in rows if r["distortion"] == distortion and r["model"] == model]
-    paper = PAPER_ERRORS.get((distortion, None if model == "cnn" else model))
-    paper_text = "-" if paper is None else f"{paper:.1f}"
-    if not errors:
-        return f"not run / {paper_text}"
-    ours = (f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} ({len(errors)} seeds)"
-            if len(errors) > 1 else f"{errors[0]:.2f}")
-    return f"**{ours}** / {paper_text}"
-
-
-def verdict(rows: list[dict], distortion: str) -> str:
-    mine = [r for r in rows if r["distortion"] == distortion and r["model"] == "affine"]
-    if not mine:
-        return "affine not run"
-    error, paper = statistics.mean(r["error"] for r in mine), PAPER_ERRORS[(distortion, "affine")]
-    slowest = max(r["seconds"] for r in mine) / 60
-    accuracy = "at or below the paper" if error <= paper else f"misses the paper by {error - paper:.2f} points"
-    budget = (f"within {BUDGET_MINUTES} min" if slowest <= BUDGET_MINUTES
-              else f"OVER {BUDGET_MINUTES} min ({slowest:.1f})")
-    return f"{accuracy}; {budget}"
-
-
-def table(rows: list[dict]) -> str:
-    """The Markdown table of the saved rows (our error / the paper's, in %)."""
-    lines = ["| data | CNN | ST-CNN affine | ST-CNN projective | ST-CNN TPS | longest training | affine ST-CNN |",
-             "|---|---|---|---|---|---|---|"]
-    for distortion in DISTORTIONS:
-        mine = [r for r in rows if r["distortion"] == distortion]
-        if not mine:
-            continue
-        cells = [cell(rows, distortion, model) for model in MODELS]
-        if distortion == "cluttered":
-            cells[2:] = ["-", "-"]
-        longest = max(r["seconds"] for r in mine) / 60
-        lines.append(f"| {distortion} | " + " | ".join(cells) + f" | {longest:.1f} min | {verdict(rows, distortion)} |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", type=parse_row, default=[parse_row(r) for r in ROWS])
@@ -148,7 +106,7 @@ def main(argv=None) -> None:
         sys.exit(f"no saved rows in {args.results}; train some first (without --table).")
     machines = sorted({r["machine"] for r in rows})
     print(f"# {len(rows)} rows, trained on {' and '.join(machines)}; test error %: ours / the paper's")
-    print(table(rows))
+    print(benchmark_table(rows))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ bottom up:
 - ``data``: CIFAR-10 and MNIST as in-memory uint8 tensors, and distortions.
 - ``distortions``: the STN paper's distorted-MNIST variants (R, RTS, P, E, cluttered).
 - ``models``: the ``SpatialTransformer`` module and the course's CNNs.
+- ``recipes``: the ``Recipe`` dataclass, one description of a training run, and the
+  course's named recipes.
 - ``training``: seeding, device choice, fit / evaluate, checkpoints.
 - ``experiments``: the distorted-MNIST comparison (notebook 06 and its benchmark).
+- ``stored``: the stored runs' weights, checked by SHA-256 (downloaded on Colab).
+- ``machine``: the CPU and accelerator a run used, in words.
+- ``files``: atomic writes, so an interrupted save never leaves half a file.
 - ``viz`` and ``widgets``: figures and ipywidgets sliders.
 """
 

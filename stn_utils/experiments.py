@@ -14,20 +14,25 @@ in the notebook and the one the benchmark prints come from the same code.
 from __future__ import annotations
 
 import dataclasses
+import json
+import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .data import ImageDataset, load_dataset
-from .distortions import cluttered, distort, output_size, placed
+from .distortions import DISTORTIONS, cluttered, distort, output_size, placed
 from .models import build_model, count_macs, count_parameters
 from .recipes import DISTORTED_MNIST, SEED, Recipe
+from .stored import load_weights, manifest, stored_file
 from .training import accuracy_curve, evaluate, fit, seed_everything
 
 __all__ = ["PAPER_ERRORS", "TEST_SEED", "distorted_mnist", "distortion_recipe", "build_distorted_mnist_model",
-           "EPOCHS", "train_row", "CURVES", "invariance_curves", "TransformerFilm", "COLLAPSE_SETUPS", "median_zoom",
-           "collapse_run", "results_table"]
+           "EPOCHS", "STORED_ROWS", "train_row", "saved_row", "CURVES", "invariance_curves", "TransformerFilm",
+           "COLLAPSE_SETUPS", "median_zoom", "collapse_run", "results_table", "TABLE_MODELS", "verdict",
+           "benchmark_table"]
 
 # Test error (%) in the paper: Table 1 for R, RTS, P and E; for 60x60 cluttered MNIST its
 # text gives the CNN's 3.5 % and the ST-CNN's 1.7 %. Keys: (distortion, transform or None for the CNN).
@@ -122,8 +127,53 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
                         channels_last=recipe.channels_last)["accuracy"]
     side = output_size(distortion)
     return dict(distortion=distortion, transform=transform, seed=seed, model=model, history=history,
-                error=100 * (1 - accuracy), seconds=history["seconds"][-1], test_seconds=time.perf_counter() - started,
-                parameters=count_parameters(model), macs=count_macs(model, (1, side, side)))
+                epochs=len(history["epoch"]), error=100 * (1 - accuracy), seconds=history["seconds"][-1],
+                test_seconds=time.perf_counter() - started, parameters=count_parameters(model),
+                macs=count_macs(model, (1, side, side)))
+
+
+# where benchmarks/distorted_mnist.py saves its rows, relative to the repository's root
+STORED_ROWS = "benchmarks/results/distorted_mnist"
+
+
+def saved_row(distortion: str, transform: str | None, test: ImageDataset, *, seed: int = 0, device=None,
+              folder=None) -> dict | None:
+    """A row that ``benchmarks/distorted_mnist.py`` trained and saved, with its model rebuilt
+    from the saved weights and its test error measured again on ``test``; or ``None`` when
+    there is no such row or it was trained with another recipe than :func:`distortion_recipe`
+    gives today.
+
+    Without ``folder``, the rows stored with the course (:mod:`stn_utils.stored`: checked by
+    SHA-256, downloaded where the repository is not at hand); with it, the rows of that folder.
+
+    Returns :func:`train_row`'s keys (``history`` is ``None``: the benchmark keeps only the
+    totals) and ``machine``, the computer that trained it.
+    """
+    stem = f"{distortion}-{transform or 'cnn'}-seed{seed}"
+    if folder is None:
+        relative = f"{STORED_ROWS}/{stem}"
+        if not {relative + ".json", relative + ".pt"} <= manifest().keys():
+            return None
+        saved = json.loads(stored_file(relative + ".json").read_text())
+        weights = load_weights(relative + ".pt")
+    else:
+        path = Path(folder) / stem
+        if not (path.with_suffix(".json").is_file() and path.with_suffix(".pt").is_file()):
+            return None
+        saved = json.loads(path.with_suffix(".json").read_text())
+        weights = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+    recipe = distortion_recipe(distortion, transform)
+    if saved["recipe"] != recipe.to_dict():
+        return None
+    model = build_distorted_mnist_model(distortion, transform)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    model = model.to(device or "cpu").eval()
+    accuracy = evaluate(model, test, device=device, precision=recipe.precision,
+                        channels_last=recipe.channels_last)["accuracy"]
+    return dict(distortion=distortion, transform=transform, seed=seed, model=model, history=None,
+                epochs=saved["epochs"], error=100 * (1 - accuracy), seconds=saved["seconds"],
+                parameters=saved["parameters"], macs=saved["macs"], machine=saved["machine"],
+                saved_error=saved["error"])
 
 
 # Notebook 06's invariance curves: per distortion, the amounts to test, how to apply one
@@ -225,8 +275,53 @@ def results_table(rows: list[dict]) -> str:
     for row in rows:
         name = "CNN" if row["transform"] is None else f"ST-CNN ({row['transform']})"
         paper = PAPER_ERRORS.get((row["distortion"], row["transform"]))
-        lines.append(f"| {row['distortion']} | {name} | {row.get('seed', 0)} | {len(row['history']['epoch'])} | "
+        lines.append(f"| {row['distortion']} | {name} | {row.get('seed', 0)} | {row['epochs']} | "
                      f"{row['error']:.2f} | {'-' if paper is None else f'{paper:.1f}'} | "
                      f"{row['seconds'] / 60:.1f} min | {row['macs'] / 1e6:.1f} |")
     return "\n".join(lines)
 
+
+# benchmarks/distorted_mnist.py's table: its model columns and the time budget per model
+TABLE_MODELS = ("cnn", "affine", "projective", "tps")
+BUDGET_MINUTES = 10
+
+
+def _cell(rows: list[dict], distortion: str, model: str) -> str:
+    errors = [r["error"] for r in rows if r["distortion"] == distortion and r["model"] == model]
+    paper = PAPER_ERRORS.get((distortion, None if model == "cnn" else model))
+    paper_text = "-" if paper is None else f"{paper:.1f}"
+    if not errors:
+        return f"not run / {paper_text}"
+    ours = (f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} ({len(errors)} seeds)"
+            if len(errors) > 1 else f"{errors[0]:.2f}")
+    return f"**{ours}** / {paper_text}"
+
+
+def verdict(rows: list[dict], distortion: str) -> str:
+    mine = [r for r in rows if r["distortion"] == distortion and r["model"] == "affine"]
+    if not mine:
+        return "affine not run"
+    error, paper = statistics.mean(r["error"] for r in mine), PAPER_ERRORS[(distortion, "affine")]
+    slowest = max(r["seconds"] for r in mine) / 60
+    accuracy = "at or below the paper" if error <= paper else f"misses the paper by {error - paper:.2f} points"
+    budget = (f"within {BUDGET_MINUTES} min" if slowest <= BUDGET_MINUTES
+              else f"OVER {BUDGET_MINUTES} min ({slowest:.1f})")
+    return f"{accuracy}; {budget}"
+
+
+def benchmark_table(rows: list[dict]) -> str:
+    """The Markdown table of ``benchmarks/distorted_mnist.py``'s saved rows (JSON dicts): one
+    line per distortion, our test error / the paper's in %, the longest training time, and
+    a verdict on the affine ST-CNN."""
+    lines = ["| data | CNN | ST-CNN affine | ST-CNN projective | ST-CNN TPS | longest training | affine ST-CNN |",
+             "|---|---|---|---|---|---|---|"]
+    for distortion in DISTORTIONS:
+        mine = [r for r in rows if r["distortion"] == distortion]
+        if not mine:
+            continue
+        cells = [_cell(rows, distortion, model) for model in TABLE_MODELS]
+        if distortion == "cluttered":
+            cells[2:] = ["-", "-"]
+        longest = max(r["seconds"] for r in mine) / 60
+        lines.append(f"| {distortion} | " + " | ".join(cells) + f" | {longest:.1f} min | {verdict(rows, distortion)} |")
+    return "\n".join(lines)

@@ -181,7 +181,7 @@ class Classifier(nn.Module):
         mean, std: per-channel normalisation statistics.
         stn: a :class:`SpatialTransformer`, or ``None`` for the plain CNN.
         normalize_first: normalise *before* the STN, as the PyTorch tutorial does. Only
-            for showing the collapse that causes (notebook 05); leave it ``False``.
+            for showing the collapse that causes (notebook 06, section 7); leave it ``False``.
 
     Shape:
         (B, C, H, W) in [0, 1] -> logits (B, classes)

@@ -1,6 +1,7 @@
 """stn_utils.experiments (distorted-MNIST comparison) and its benchmark's command line."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -96,10 +97,10 @@ def test_benchmark_rows_verdicts_and_table():
             benchmark.parse_row(bad)
     row = dict(distortion="RTS", model="affine", transform="affine", error=0.45, seconds=500)
     rows = [row, {**row, "error": 0.55, "seed": 1}, {**row, "model": "cnn", "transform": None, "error": 1.0}]
-    assert benchmark.verdict(rows, "RTS") == "at or below the paper; within 10 min"
-    assert benchmark.verdict([{**row, "error": 0.9}], "RTS") == "misses the paper by 0.40 points; within 10 min"
-    assert benchmark.verdict([{**row, "seconds": 660}], "RTS").endswith("OVER 10 min (11.0)")
-    lines = benchmark.table(rows).splitlines()
+    assert experiments.verdict(rows, "RTS") == "at or below the paper; within 10 min"
+    assert experiments.verdict([{**row, "error": 0.9}], "RTS") == "misses the paper by 0.40 points; within 10 min"
+    assert experiments.verdict([{**row, "seconds": 660}], "RTS").endswith("OVER 10 min (11.0)")
+    lines = experiments.benchmark_table(rows).splitlines()
     assert lines[2].startswith("| RTS | **1.00** / 0.8 | **0.50 ± 0.07 (2 seeds)** / 0.5 | not run / 0.6 |")
 
 
@@ -117,6 +118,24 @@ def test_benchmark_saves_every_row_and_assembles_the_table_from_them(fake_data, 
     assert "R cnn seed 0:" not in capsys.readouterr().out
     benchmark.main(["--table", "--results", str(tmp_path)])
     assert "| R | **" in capsys.readouterr().out
+
+
+def test_a_saved_benchmark_row_comes_back_as_a_model_with_its_error_measured_again(fake_data, tmp_path,
+                                                                                   monkeypatch):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "distorted_mnist", experiments.distorted_mnist)
+    monkeypatch.setattr(benchmark, "distortion_recipe", lambda d, t, **changes: experiments.distortion_recipe(d, t))
+    monkeypatch.setattr(experiments, "EPOCHS", {**experiments.EPOCHS, "R": {None: 1, "affine": 1}})
+    benchmark.main(["--rows", "R:affine", "--train-subset", "64", "--test-subset", "16", "--results", str(tmp_path)])
+    saved = json.loads((tmp_path / "R-affine-seed0.json").read_text())
+    _, test = experiments.distorted_mnist("R", test_subset=16)
+    row = experiments.saved_row("R", "affine", test, folder=tmp_path)
+    assert row["epochs"] == 1 and row["seconds"] == saved["seconds"] and row["machine"] == saved["machine"]
+    assert abs(row["error"] - saved["error"]) <= 100 / 16 + 1e-9   # fp16 weights: at most one digit flips
+    assert not row["model"].training and row["model"](test.images[:2].float() / 255).shape == (2, 10)
+    assert experiments.saved_row("R", None, test, folder=tmp_path) is None             # never trained
+    monkeypatch.setattr(experiments, "EPOCHS", {**experiments.EPOCHS, "R": {None: 1, "affine": 2}})
+    assert experiments.saved_row("R", "affine", test, folder=tmp_path) is None         # another recipe
 
 
 def test_transformer_film_takes_a_labelled_frame_every_few_steps(fake_data):

@@ -1,0 +1,93 @@
+"""The course's stored runs: result files and fp16 weights kept in the repository.
+
+A notebook that would train for many minutes can load what a benchmark trained instead.
+The files live under the repository's ``benchmarks/results/``; their SHA-256 hashes live
+in the package (``stored_runs.json``, written by ``python tools/stored_runs.py``), so a
+file is checked wherever it comes from. In a clone the file is read where it lies; where
+only the package is installed (Colab) it is downloaded once from :data:`stn_utils.REPO_URL`
+into ``~/.cache/stn-course``. Weights load with ``weights_only=True``: a stored file can
+hold tensors, not code.
+
+Convention: paths are relative to the repository's root, with forward slashes, e.g.
+``"benchmarks/results/distorted_mnist/RTS-affine-seed0.pt"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from . import REPO_URL
+
+__all__ = ["MANIFEST", "manifest", "raw_url", "stored_file", "load_weights", "sha256"]
+
+MANIFEST = Path(__file__).with_name("stored_runs.json")
+CACHE = Path.home() / ".cache" / "stn-course"
+
+
+def sha256(path) -> str:
+    """The SHA-256 of a file, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest() -> dict[str, str]:
+    """``{relative path: SHA-256}`` of every stored file."""
+    return json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+
+
+def raw_url(relative: str) -> str:
+    """Where a stored file is downloaded from: ``STN_STORED_URL`` (a folder URL; ``file://``
+    works too) if set, else the raw files of :data:`stn_utils.REPO_URL`'s main branch."""
+    base = os.environ.get("STN_STORED_URL") or REPO_URL.replace("https://github.com/",
+                                                                "https://raw.githubusercontent.com/") + "/main"
+    return f"{base.rstrip('/')}/{relative}"
+
+
+def _repository_copy(relative: str) -> Path | None:
+    # the notebooks run from notebooks/, scripts from the root: look in the working folder and above it
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        candidate = folder / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def stored_file(relative: str) -> Path:
+    """The local path of the stored file ``relative``, checked against its SHA-256.
+
+    Raises:
+        KeyError: ``relative`` is not a stored file (the message lists what is).
+        ValueError: the file's contents differ from what was stored.
+    """
+    hashes = manifest()
+    if relative not in hashes:
+        raise KeyError(f"{relative!r} is not one of the course's stored files; they are: {sorted(hashes)}. "
+                       f"After a new benchmark run, `python tools/stored_runs.py` records its files.")
+    path = _repository_copy(relative)
+    if path is None:
+        path = CACHE / relative
+        if not path.is_file() or sha256(path) != hashes[relative]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            urllib.request.urlretrieve(raw_url(relative), partial)
+            partial.replace(path)
+    if sha256(path) != hashes[relative]:
+        raise ValueError(f"{path} is not the file the course stored (its SHA-256 differs). If you retrained it, "
+                         f"run `python tools/stored_runs.py` to record the new file; otherwise restore it with "
+                         f"`git checkout -- {relative}` or delete it to download it again.")
+    return path
+
+
+def load_weights(relative: str) -> dict[str, torch.Tensor]:
+    """A stored state dict, its floating-point tensors back in fp32."""
+    weights = torch.load(stored_file(relative), map_location="cpu", weights_only=True)
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
