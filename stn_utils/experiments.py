@@ -79,9 +79,10 @@ def distorted_mnist(distortion: str, *, train_subset: int | None = None, test_su
     return (distorted(train, seed) if fixed_training else train), distorted(test, TEST_SEED)
 
 
-# Epochs per distortion and model: as many as train in about 8 minutes on two CPU cores
-# (AMD Zen 5 with bf16), so every model of the table gets the same time budget. The CNN
-# on the 60x60 cluttered canvas costs three times the ST-CNN per epoch, whose classifier
+# Epochs per distortion and model, chosen from short timing runs on two CPU cores (AMD
+# Zen 5 with bf16) to keep every model of the table under the same 10-minute budget; the
+# benchmark prints what each took. The CNN pays for the whole canvas in every layer, so on
+# the 42x42 and 60x60 canvases it gets fewer epochs than the ST-CNN, whose classifier
 # sees a 28x28 window; P and E share R's 28x28 canvas.
 EPOCHS = {"R": {None: 60, "affine": 40, "projective": 32, "tps": 36},
           "RTS": {None: 25, "affine": 30, "projective": 24, "tps": 26},

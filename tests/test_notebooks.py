@@ -125,9 +125,9 @@ def test_published_solution_passes_its_check(block):
 # In a code-writing exercise the reader writes a function: the code cell holds a stub whose body is
 # `# your code here` then `raise NotImplementedError`, followed by a check from stn_utils.exercises
 # (built on check_function), which reports the untouched stub as "Not answered yet". Every notebook
-# needs at least one. The notebooks listed here do not have one yet: their test is expected to fail,
-# and strict=True turns the day one is added into a loud XPASS failure. Then delete the number here.
-WITHOUT_CODE_EXERCISE_YET = {"06"}
+# needs at least one. A notebook listed here has none yet: its test is expected to fail, and
+# strict=True turns the day one is added into a loud XPASS failure. Then delete its number here.
+WITHOUT_CODE_EXERCISE_YET: set[str] = set()
 STUB = re.compile(r"^def (\w+)\(.*?# your code here\s*\n\s*raise NotImplementedError\b", re.S | re.M)
 CHECK_CALL = re.compile(r"\b(\w+\.check_\w+)\((\w+)\)")
 
