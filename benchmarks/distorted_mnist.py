@@ -26,11 +26,11 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from machine import cpu_name, describe
 from stn_utils.distortions import DISTORTIONS
 from stn_utils.experiments import TABLE_MODELS, benchmark_table, distorted_mnist, distortion_recipe, train_row
+from stn_utils.files import atomic_write
+from stn_utils.stored import write_weights
 from stn_utils.training import pick_device
 from stn_utils.transforms import TRANSFORMS
 
@@ -62,9 +62,7 @@ def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
     row = train_row(distortion, transform, train, test, recipe=recipe, device=device,
                     seed=seed)
     # the trained weights (fp16) beside the row, for notebook 06 to load
-    weights = row_file(args.results, distortion, model, seed).with_suffix(".pt")
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in row["model"].state_dict().items()}, weights)
+    write_weights(row_file(args.results, distortion, model, seed).with_suffix(".pt"), row["model"].state_dict())
     history = row["history"]
     return dict(distortion=distortion, transform=row["transform"], model=model, seed=seed,
                 error=row["error"], seconds=row["seconds"], test_seconds=row["test_seconds"],
@@ -97,8 +95,7 @@ def main(argv=None) -> None:
             if path.is_file() and not args.rerun:
                 continue
             row = run_row(distortion, model, seed, device, args)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(row, indent=1))
+            atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
             print(f"#   {distortion} {model} seed {seed}: {row['error']:.2f} % test error, "
                   f"{row['seconds'] / 60:.1f} min of training ({row['epochs']} epochs)", flush=True)
     rows = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]

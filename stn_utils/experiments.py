@@ -26,7 +26,7 @@ from .data import ImageDataset, load_dataset
 from .distortions import DISTORTIONS, cluttered, distort, output_size, placed
 from .models import build_model, count_macs, count_parameters
 from .recipes import DISTORTED_MNIST, SEED, Recipe
-from .stored import load_weights, manifest, stored_file
+from .stored import load_weights, manifest, read_weights, stored_file
 from .training import accuracy_curve, evaluate, fit, seed_everything
 
 __all__ = ["PAPER_ERRORS", "TEST_SEED", "distorted_mnist", "distortion_recipe", "build_distorted_mnist_model",
@@ -162,12 +162,12 @@ def saved_row(distortion: str, transform: str | None, test: ImageDataset, *, see
         if not (path.with_suffix(".json").is_file() and path.with_suffix(".pt").is_file()):
             return None
         saved = json.loads(path.with_suffix(".json").read_text())
-        weights = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+        weights = read_weights(path.with_suffix(".pt"))
     recipe = distortion_recipe(distortion, transform)
     if saved["recipe"] != recipe.to_dict():
         return None
     model = build_distorted_mnist_model(distortion, transform)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    model.load_state_dict(weights)
     model = model.to(device or "cpu").eval()
     accuracy = evaluate(model, test, device=device, precision=recipe.precision,
                         channels_last=recipe.channels_last)["accuracy"]

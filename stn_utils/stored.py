@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 from . import REPO_URL
+from .files import atomic_write
 
-__all__ = ["MANIFEST", "manifest", "raw_url", "stored_file", "load_weights", "sha256"]
+__all__ = ["MANIFEST", "manifest", "raw_url", "stored_file", "write_weights", "read_weights", "load_weights", "sha256"]
 
 MANIFEST = Path(__file__).with_name("stored_runs.json")
 CACHE = Path.home() / ".cache" / "stn-course"
@@ -76,10 +77,7 @@ def stored_file(relative: str) -> Path:
     if path is None:
         path = CACHE / relative
         if not path.is_file() or sha256(path) != hashes[relative]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".partial")
-            urllib.request.urlretrieve(raw_url(relative), partial)
-            partial.replace(path)
+            atomic_write(path, lambda temporary: urllib.request.urlretrieve(raw_url(relative), temporary))
     if sha256(path) != hashes[relative]:
         raise ValueError(f"{path} is not the file the course stored (its SHA-256 differs). If you retrained it, "
                          f"run `python tools/stored_runs.py` to record the new file; otherwise restore it with "
@@ -87,7 +85,19 @@ def stored_file(relative: str) -> Path:
     return path
 
 
-def load_weights(relative: str) -> dict[str, torch.Tensor]:
-    """A stored state dict, its floating-point tensors back in fp32."""
-    weights = torch.load(stored_file(relative), map_location="cpu", weights_only=True)
+def write_weights(path, state_dict: dict[str, torch.Tensor]) -> Path:
+    """Save ``state_dict`` to ``path`` atomically, its floating-point tensors in fp16 (half the
+    size; :func:`read_weights` brings them back to fp32)."""
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
+    return atomic_write(path, lambda temporary: torch.save(half, temporary))
+
+
+def read_weights(path) -> dict[str, torch.Tensor]:
+    """The state dict in the file ``path`` (tensors only), its floating-point tensors in fp32."""
+    weights = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def load_weights(relative: str) -> dict[str, torch.Tensor]:
+    """A stored state dict, checked (:func:`stored_file`), its floating-point tensors in fp32."""
+    return read_weights(stored_file(relative))

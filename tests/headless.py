@@ -48,3 +48,15 @@ def require(what: str, modules: tuple[str, ...] = ("playwright",)):
 def launch(playwright):
     """Debian's Chromium, headless, with the flags above."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def browser():
+    """A headless Chromium for a module-scoped fixture: ``yield from headless.browser()``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

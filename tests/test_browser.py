@@ -189,14 +189,7 @@ def run_all_cells(page, timeout: float = 300) -> float:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = headless.launch(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from headless.browser()
 
 
 def test_theta_slider_redraws_in_jupyterlab(jupyterlab, browser, artifacts):

@@ -137,14 +137,7 @@ def server(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = headless.launch(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from headless.browser()
 
 
 class Visitor:

@@ -22,8 +22,8 @@ def one_stored_file(tmp_path, monkeypatch):
     """A repository in tmp_path/repo holding one stored weights file, recorded in a manifest."""
     relative = "benchmarks/results/example/model.pt"
     path = tmp_path / "repo" / relative
-    path.parent.mkdir(parents=True)
-    torch.save({"weight": torch.arange(4.0).half(), "steps": torch.tensor(3)}, path)
+    stored.write_weights(path, {"weight": torch.arange(4.0), "steps": torch.tensor(3)})
+    assert torch.load(path, weights_only=True)["weight"].dtype == torch.float16   # stored at half the size
     record = tmp_path / "stored_runs.json"
     record.write_text(json.dumps({relative: stored.sha256(path)}))
     monkeypatch.setattr(stored, "MANIFEST", record)

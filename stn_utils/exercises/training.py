@@ -122,6 +122,10 @@ def _forward(model, images, *, normalize_first=False, padding_mode="border", nor
     return model.body(x)
 
 
+# either align_corners flag alone out of step with the model's
+_ALIGN_MISMATCH = ("The grid and the sampler disagree on align_corners: pass align_corners=model.stn.align_corners "
+                   "(False) to both F.affine_grid and F.grid_sample.")
+
 _FORWARD_MISTAKES = (
     Mistake(functools.partial(_forward, normalize_first=True, padding_mode="zeros"),
             "This is the PyTorch tutorial's forward pass: normalise first, then sample with zero padding, which "
@@ -148,12 +152,8 @@ _FORWARD_MISTAKES = (
     Mistake(functools.partial(_forward, grid_align=True, sample_align=True),
             "The model's transformer uses align_corners=False (model.stn.align_corners): pass it to both "
             "F.affine_grid and F.grid_sample."),
-    Mistake(functools.partial(_forward, grid_align=True),
-            "The grid and the sampler disagree on align_corners: pass align_corners=model.stn.align_corners "
-            "(False) to both F.affine_grid and F.grid_sample."),
-    Mistake(functools.partial(_forward, sample_align=True),
-            "The grid and the sampler disagree on align_corners: pass align_corners=model.stn.align_corners "
-            "(False) to both F.affine_grid and F.grid_sample."),
+    Mistake(functools.partial(_forward, grid_align=True), _ALIGN_MISMATCH),
+    Mistake(functools.partial(_forward, sample_align=True), _ALIGN_MISMATCH),
     Mistake(functools.partial(_forward, theta_layout="columns"),
             "theta's entries are in the wrong places: model.stn.predict_theta(images) returns theta (B, 2, 3) "
             "ready to use (to_theta's six outputs are [a, b, tx, c, d, ty], row by row)."),
