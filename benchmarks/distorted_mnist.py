@@ -71,6 +71,19 @@ def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
                 cpu=cpu_name(), machine=describe(device), date=datetime.date.today().isoformat())
 
 
+def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:
+    """Train every row of ``keys`` whose file ``path_for(key)`` is missing (all with
+    ``rerun``) and save each as JSON the moment it is done, so an interrupted run keeps its
+    finished rows; print ``summary(row)`` for each."""
+    for key in keys:
+        path = path_for(key)
+        if path.is_file() and not rerun:
+            continue
+        row = train(key)
+        atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
+        print(f"#   {summary(row)}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", type=parse_row, default=[parse_row(r) for r in ROWS])
@@ -90,14 +103,11 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     if not args.table:
         print(f"# {describe(device)}", flush=True)
-        for distortion, model, seed in args.rows:
-            path = row_file(args.results, distortion, model, seed)
-            if path.is_file() and not args.rerun:
-                continue
-            row = run_row(distortion, model, seed, device, args)
-            atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
-            print(f"#   {distortion} {model} seed {seed}: {row['error']:.2f} % test error, "
-                  f"{row['seconds'] / 60:.1f} min of training ({row['epochs']} epochs)", flush=True)
+        train_missing(args.rows, lambda key: row_file(args.results, *key),
+                      lambda key: run_row(*key, device, args), rerun=args.rerun,
+                      summary=lambda row: f"{row['distortion']} {row['model']} seed {row['seed']}: "
+                                          f"{row['error']:.2f} % test error, {row['seconds'] / 60:.1f} min "
+                                          f"of training ({row['epochs']} epochs)")
     rows = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
     if not rows:
         sys.exit(f"no saved rows in {args.results}; train some first (without --table).")

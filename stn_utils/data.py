@@ -34,6 +34,7 @@ __all__ = [
     "data_root",
     "load_dataset",
     "to_float",
+    "randomly_rotated",
     "pad_to",
     "rotate",
     "scale",
@@ -359,6 +360,14 @@ def random_affine(images: Tensor, *, max_rotation: float = 0.0, scale_range=(1.0
                        scale_y=1 / zoom, translate_x=uniform(-max_translate, max_translate),
                        translate_y=uniform(-max_translate, max_translate))
     return warp(images, theta.to(images), padding_mode=padding_mode, align_corners=False)
+
+
+def randomly_rotated(dataset: ImageDataset, max_rotation: float, seed: int) -> ImageDataset:
+    """``dataset`` with one fixed random rotation per image, uniform in
+    ``[-max_rotation, max_rotation]`` degrees and drawn from ``seed`` (same seed, same
+    images), stored back as uint8 like the rest of the data: a test set of rotated digits."""
+    rotated = random_affine(dataset.images, max_rotation=max_rotation, generator=torch.Generator().manual_seed(seed))
+    return ImageDataset((rotated * 255).round().to(torch.uint8), dataset.labels, dataset.classes)
 
 
 def random_crop_flip(images: Tensor, *, padding: int = 4, flip: bool = True,

@@ -30,9 +30,9 @@ from .stored import load_weights, manifest, read_weights, stored_file
 from .training import accuracy_curve, evaluate, fit, seed_everything
 
 __all__ = ["PAPER_ERRORS", "TEST_SEED", "distorted_mnist", "distortion_recipe", "build_distorted_mnist_model",
-           "EPOCHS", "STORED_ROWS", "train_row", "saved_row", "CURVES", "invariance_curves", "TransformerFilm",
-           "COLLAPSE_SETUPS", "median_zoom", "collapse_run", "results_table", "TABLE_MODELS", "verdict",
-           "benchmark_table"]
+           "EPOCHS", "STORED_ROWS", "STORED_CHOICES", "stored_rows", "train_row", "saved_row", "CURVES",
+           "invariance_curves", "TransformerFilm", "COLLAPSE_SETUPS", "median_zoom", "collapse_run",
+           "results_table", "TABLE_MODELS", "verdict", "benchmark_table", "CHOICES", "choice_row", "choices_table"]
 
 # Test error (%) in the paper: Table 1 for R, RTS, P and E; for 60x60 cluttered MNIST its
 # text gives the CNN's 3.5 % and the ST-CNN's 1.7 %. Keys: (distortion, transform or None for the CNN).
@@ -99,21 +99,27 @@ def distortion_recipe(distortion: str, transform: str | None = "affine", **chang
     return dataclasses.replace(DISTORTED_MNIST, **{"augment": f"distort-{distortion}", "epochs": epochs, **changes})
 
 
-def build_distorted_mnist_model(distortion: str, transform: str | None, **body_kwargs) -> nn.Module:
+def build_distorted_mnist_model(distortion: str, transform: str | None, *, localization_size: int | None = None,
+                                **model_kwargs) -> nn.Module:
     """The plain CNN (``transform=None``) on the distortion's whole canvas, or an ST-CNN
     whose transformer (``"affine"``, ``"attention"``, ``"projective"`` or ``"tps"``) samples
-    a 28x28 window from it for the same CNN, :func:`stn_utils.models.digit_body`."""
+    a 28x28 window from it for the same CNN, :func:`stn_utils.models.digit_body`; its
+    localisation net sees the canvas averaged down to ``localization_size`` (default: half
+    the canvas's side). ``model_kwargs`` go to the model's builder (``batch_norm``,
+    ``supersample``, ...)."""
     size = output_size(distortion)
     if transform is None:
-        return build_model("digit_cnn", input_size=size, **body_kwargs)
+        return build_model("digit_cnn", input_size=size, **model_kwargs)
     return build_model("digit_stn", transform=transform, input_size=size, output_size=CLASSIFIER_SIZE,
-                       localization_size=size // 2, **body_kwargs)
+                       localization_size=localization_size or size // 2, **model_kwargs)
 
 
 def train_row(distortion: str, transform: str | None, train: ImageDataset, test: ImageDataset, *,
-              recipe: Recipe | None = None, device=None, seed: int = 0, callbacks=()) -> dict:
+              recipe: Recipe | None = None, device=None, seed: int = 0, callbacks=(),
+              model_kwargs: dict | None = None) -> dict:
     """Train one model of the table with ``recipe`` (default :func:`distortion_recipe`) and
-    measure it; ``callbacks`` go to :func:`stn_utils.training.fit`.
+    measure it; ``callbacks`` go to :func:`stn_utils.training.fit`, ``model_kwargs`` to
+    :func:`build_distorted_mnist_model`.
 
     Returns a dict with ``distortion``, ``transform``, ``seed``, ``model`` (the trained
     module), ``history`` (from :func:`fit`), ``error`` (test error in %), ``seconds``
@@ -121,7 +127,7 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
     """
     recipe = recipe or distortion_recipe(distortion, transform)
     seed_everything(seed)
-    model = build_distorted_mnist_model(distortion, transform)
+    model = build_distorted_mnist_model(distortion, transform, **(model_kwargs or {}))
     history = fit(model, train, None, recipe, device=device, seed=seed, callbacks=callbacks)
     started = time.perf_counter()
     accuracy = evaluate(model, test, device=device, precision=recipe.precision,
@@ -133,8 +139,74 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
                 macs=count_macs(model, (1, side, side)))
 
 
-# where benchmarks/distorted_mnist.py saves its rows, relative to the repository's root
+# What each choice of the recipe buys (benchmarks/distorted_mnist_choices.py): the RTS
+# ST-CNN (affine) of the table with one choice undone at a time, every other setting kept.
+# Each entry: what is changed, then the changes to distorted_mnist, to distortion_recipe
+# and to build_distorted_mnist_model ("transform" None: no transformer at all).
+CHOICES = {
+    "course": ("none: the course's recipe", {}, {}, {}),
+    "fixed-draw": ("one fixed draw of training distortions, not fresh ones each epoch",
+                   dict(fixed_training=True), dict(augment="none"), {}),
+    "fp32": ("fp32, channels-first, instead of bf16 autocast and channels-last", {},
+             dict(precision="fp32", channels_last=False), {}),
+    "no-batch-norm": ("no batch norm in the classifier", {}, {}, dict(batch_norm=False)),
+    "full-canvas-localisation": ("localisation net on the full 42x42 canvas, not averaged to 21x21", {}, {},
+                                 dict(localization_size=42)),
+    "no-supersampling": ("sampler reads the 28x28 window directly, no 2x supersampling and average pool", {},
+                         {}, dict(supersample=1)),
+    "constant-lr": ("a constant learning rate, not one-cycle", {}, dict(schedule="constant"), {}),
+    "slow-transformer": ("the transformer at a tenth of the classifier's rate", {}, dict(stn_lr_scale=0.1), {}),
+    "sgd": ("SGD with Nesterov momentum (lr 0.05, L2 5e-4), not AdamW", {},
+            dict(optimizer="sgd", lr=0.05, weight_decay=5e-4), {}),
+    "no-transformer": ("no transformer: the CNN on the whole canvas", {}, {}, dict(transform=None)),
+}
+
+
+def choice_row(choice: str, *, epochs: int, device=None, seed: int = 0, root=None,
+               train_subset: int | None = None, test_subset: int | None = None) -> dict:
+    """Train the RTS ST-CNN (affine) for ``epochs`` with one of :data:`CHOICES` undone and
+    measure it; returns :func:`train_row`'s dict with ``choice`` and ``recipe``."""
+    distortion = "RTS"
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {sorted(CHOICES)}; got {choice!r}.")
+    _, data_changes, recipe_changes, model_changes = CHOICES[choice]
+    model_changes = dict(model_changes)
+    transform = model_changes.pop("transform", "affine")
+    train, test = distorted_mnist(distortion, train_subset=train_subset, test_subset=test_subset, seed=seed,
+                                  root=root, **data_changes)
+    recipe = distortion_recipe(distortion, transform, epochs=epochs, **recipe_changes)
+    row = train_row(distortion, transform, train, test, recipe=recipe, device=device, seed=seed,
+                    model_kwargs=model_changes)
+    return dict(row, choice=choice, recipe=recipe)
+
+
+def choices_table(rows: list[dict]) -> str:
+    """The Markdown table of ``benchmarks/distorted_mnist_choices.py``'s saved rows: per
+    choice undone, the test error, its change against the course's recipe and the training
+    time against the course's."""
+    course = next((r for r in rows if r["choice"] == "course"), None)
+    lines = ["| what is changed | test error % | change (points) | training time | time vs the course's |",
+             "|---|---|---|---|---|"]
+    for name, (description, *_) in CHOICES.items():
+        for row in (r for r in rows if r["choice"] == name):
+            change = "-" if course is None or name == "course" else f"{row['error'] - course['error']:+.2f}"
+            ratio = "-" if course is None else f"{row['seconds'] / course['seconds']:.2f}x"
+            lines.append(f"| {description} | {row['error']:.2f} | {change} | {row['seconds'] / 60:.1f} min | {ratio} |")
+    return "\n".join(lines)
+
+
+# where benchmarks/distorted_mnist.py and benchmarks/distorted_mnist_choices.py save their
+# rows, relative to the repository's root
 STORED_ROWS = "benchmarks/results/distorted_mnist"
+STORED_CHOICES = "benchmarks/results/distorted_mnist_choices"
+
+
+def stored_rows(folder: str = STORED_ROWS) -> list[dict]:
+    """The saved rows (JSON dicts) of ``folder`` that are stored with the course
+    (:mod:`stn_utils.stored`: checked by SHA-256, downloaded where the repository is not at
+    hand), in file-name order."""
+    return [json.loads(stored_file(path).read_text()) for path in sorted(manifest())
+            if path.startswith(folder + "/") and path.endswith(".json")]
 
 
 def saved_row(distortion: str, transform: str | None, test: ImageDataset, *, seed: int = 0, device=None,

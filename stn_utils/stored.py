@@ -1,7 +1,8 @@
 """The course's stored runs: result files and fp16 weights kept in the repository.
 
-A notebook that would train for many minutes can load what a benchmark trained instead.
-The files live under the repository's ``benchmarks/results/``; their SHA-256 hashes live
+A notebook that would train for many minutes can load what a full run trained instead:
+a benchmark's rows (under ``benchmarks/results/``) or a notebook's own models (under
+:data:`NOTEBOOK_RUNS`, saved by :func:`save_run`, loaded by :func:`load_run`). Their SHA-256 hashes live
 in the package (``stored_runs.json``, written by ``python tools/stored_runs.py``), so a
 file is checked wherever it comes from. In a clone the file is read where it lies; where
 only the package is installed (Colab) it is downloaded once from :data:`stn_utils.REPO_URL`
@@ -25,10 +26,13 @@ import torch
 from . import REPO_URL
 from .files import atomic_write
 
-__all__ = ["MANIFEST", "manifest", "raw_url", "stored_file", "write_weights", "read_weights", "load_weights", "sha256"]
+__all__ = ["MANIFEST", "NOTEBOOK_RUNS", "manifest", "raw_url", "stored_file", "write_weights", "read_weights",
+           "load_weights", "save_run", "load_run", "train_or_load", "sha256"]
 
 MANIFEST = Path(__file__).with_name("stored_runs.json")
 CACHE = Path.home() / ".cache" / "stn-course"
+# the notebooks' stored models: <folder>/<notebook number>-<model>.pt and .json
+NOTEBOOK_RUNS = "notebooks/stored"
 
 
 def sha256(path) -> str:
@@ -101,3 +105,53 @@ def read_weights(path) -> dict[str, torch.Tensor]:
 def load_weights(relative: str) -> dict[str, torch.Tensor]:
     """A stored state dict, checked (:func:`stored_file`), its floating-point tensors in fp32."""
     return read_weights(stored_file(relative))
+
+
+def save_run(path, model: torch.nn.Module, /, **record) -> Path:
+    """Save a trained ``model`` as a run a notebook can load again: its weights (fp16) as
+    ``path`` + ``".pt"`` and ``record`` (JSON values: its history, its test accuracy, how to
+    rebuild it) as ``path`` + ``".json"``, both atomically. Returns the JSON file's path.
+
+    A notebook saves every model it trains into its git-ignored ``runs/`` folder, so a run
+    is never lost; ``python tools/stored_runs.py --take notebooks/runs/05-cifar_cnn ...`` makes such runs
+    the course's stored ones.
+    """
+    path = Path(path)
+    text = json.dumps(record, indent=1)   # before writing anything: a record that is not JSON fails here
+    write_weights(path.with_name(path.name + ".pt"), model.state_dict())
+    return atomic_write(path.with_name(path.name + ".json"), lambda temporary: temporary.write_text(text))
+
+
+def load_run(relative: str, model: torch.nn.Module) -> dict:
+    """Load the stored run ``relative`` (no suffix, e.g. ``"notebooks/stored/05-cifar_cnn"``) into
+    ``model``, both files checked (:func:`stored_file`); returns its record (see
+    :func:`save_run`)."""
+    record = json.loads(stored_file(relative + ".json").read_text())
+    model.load_state_dict(load_weights(relative + ".pt"))
+    return record
+
+
+def train_or_load(key: str, model: torch.nn.Module, train, /, *, train_here: bool, device=None, **record) -> dict:
+    """A notebook's trained model, trained here or loaded from the course's stored run.
+
+    With ``train_here``, ``train()`` trains ``model`` and returns its history (a dict of
+    lists, as :func:`stn_utils.training.fit` returns), and the run is saved as
+    ``runs/<key>`` (:func:`save_run`, in the working folder) with ``record``, which says how
+    the model was built and measured. Otherwise the stored run ``<NOTEBOOK_RUNS>/<key>`` is
+    loaded into ``model`` (moved to ``device``) after checking that it was made with the
+    same ``record`` entries (for example ``model``, ``model_kwargs``, ``recipe``). Returns
+    the history either way.
+    """
+    if train_here:
+        history = train()
+        save_run(Path("runs") / key, model, history=history, **record)
+        return history
+    relative = f"{NOTEBOOK_RUNS}/{key}"
+    saved = json.loads(stored_file(relative + ".json").read_text())
+    differing = sorted(name for name, value in json.loads(json.dumps(record)).items() if saved.get(name) != value)
+    if differing:
+        raise ValueError(f"the stored run {key!r} was made with other {', '.join(differing)} than this notebook "
+                         f"asks for; set TRAIN_HERE = True to train the model here instead.")
+    model.load_state_dict(load_weights(relative + ".pt"))
+    model.to(device or "cpu")
+    return saved["history"]

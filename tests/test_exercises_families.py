@@ -70,3 +70,16 @@ def test_apply_homography_exercise_accepts_a_right_answer_and_names_common_mista
     assert not ex.check_apply_homography(affine_only)
     assert "That is the affine part alone" in capsys.readouterr().out
     assert not ex.check_apply_homography(stub) and "Not answered yet" in capsys.readouterr().out
+
+    import stn_utils.transforms
+    from stn_utils.transforms import apply_homography
+
+    def calls_the_package(params, points):
+        return apply_homography(params, points)
+
+    def calls_it_through_the_module(params, points):
+        return (lambda: stn_utils.transforms.apply_homography(params, points))()
+
+    for borrowed in (calls_the_package, calls_it_through_the_module):
+        assert not ex.check_apply_homography(borrowed)
+        assert "instead of calling the package's apply_homography" in capsys.readouterr().out

@@ -53,6 +53,14 @@ def test_zoom_factor_accepts_sqrt_abs_det_and_rejects_near_misses():
     assert not ex.check_zoom_factor(None)
 
 
+def test_zoom_factor_check_refuses_a_call_to_the_package_version(capsys):
+    def zoom_factor(theta):
+        return ex.zoom_factor(theta)
+
+    assert not ex.check_zoom_factor(zoom_factor)
+    assert "instead of calling the package's zoom_factor" in capsys.readouterr().out
+
+
 def test_zoom_factor_is_above_one_when_zooming_out():
     from stn_utils.geometry import make_theta
     theta = make_theta(rotation=torch.tensor([30.0, 0.0]), scale_x=torch.tensor([1.5, 0.5]),

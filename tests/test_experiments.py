@@ -173,3 +173,64 @@ def test_collapse_run_records_the_zoom_from_the_identity(fake_data):
     assert run["zooms"][0] == pytest.approx(1.0) and len(run["zooms"]) == 3
     assert run["model"].normalize_first and run["model"].stn.padding_mode == "zeros"
     assert 0 <= run["error"] <= 100
+
+
+def test_each_choice_undoes_one_thing_of_the_course_recipe(fake_data, monkeypatch):
+    def measured(distortion, transform, train, test, *, recipe, device, seed, model_kwargs):
+        model = experiments.build_distorted_mnist_model(distortion, transform, **model_kwargs)
+        return dict(model=model, train=train, transform=transform, error=1.0, seconds=60.0)
+
+    monkeypatch.setattr(experiments, "train_row", measured)
+    rows = {choice: experiments.choice_row(choice, epochs=3, train_subset=12, test_subset=4)
+            for choice in experiments.CHOICES}
+    course = rows["course"]
+    assert course["recipe"] == experiments.distortion_recipe("RTS", "affine", epochs=3)
+    changed = {choice: sorted(d.partition(":")[0] for d in row["recipe"].differences(course["recipe"].to_dict()))
+               for choice, row in rows.items()}
+    assert changed == {"course": [], "fixed-draw": ["augment"], "fp32": ["channels_last", "precision"],
+                       "no-batch-norm": [], "full-canvas-localisation": [], "no-supersampling": [],
+                       "constant-lr": ["schedule"], "slow-transformer": ["stn_lr_scale"],
+                       "sgd": ["lr", "optimizer", "weight_decay"], "no-transformer": []}
+
+    def norms(row):
+        return sum(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d) for m in row["model"].body.modules())
+
+    assert norms(course) > 0 and norms(rows["no-batch-norm"]) == 0
+    assert course["model"].stn.localization.input_size == 21
+    assert rows["full-canvas-localisation"]["model"].stn.localization.input_size == 42
+    assert course["model"].stn.supersample == 2 and rows["no-supersampling"]["model"].stn.supersample == 1
+    assert rows["no-transformer"]["model"].stn is None and rows["no-transformer"]["transform"] is None
+    assert torch.equal(rows["sgd"]["train"].images, course["train"].images)          # plain digits, distorted later
+    assert not torch.equal(rows["fixed-draw"]["train"].images, course["train"].images)  # one distorted copy
+    with pytest.raises(ValueError, match="choice must be one of"):
+        experiments.choice_row("no-dropout", epochs=1)
+
+
+def test_choices_benchmark_saves_rows_and_prints_the_change_against_the_course(fake_data, tmp_path, capsys):
+    load_benchmark()  # puts benchmarks/ on the path, as when the script runs
+    spec = importlib.util.spec_from_file_location("choices_benchmark",
+                                                  REPO / "benchmarks" / "distorted_mnist_choices.py")
+    choices = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choices)
+    argv = ["--rows", "course", "sgd", "--epochs", "1", "--train-subset", "32", "--test-subset", "8",
+            "--results", str(tmp_path)]
+    choices.main(argv)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["course-epochs1-seed0.json", "sgd-epochs1-seed0.json"]
+    out = capsys.readouterr().out
+    assert "| none: the course's recipe |" in out and "| SGD with Nesterov momentum" in out
+    sgd, course = (json.loads((tmp_path / f"{c}-epochs1-seed0.json").read_text()) for c in ("sgd", "course"))
+    assert f"| {sgd['error']:.2f} | {sgd['error'] - course['error']:+.2f} |" in out
+    choices.main(argv)  # saved rows are not trained again
+    assert "sgd:" not in capsys.readouterr().out
+
+
+def test_distortion_strength_prints_the_ink_each_generator_keeps(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("strength", REPO / "benchmarks" / "distortion_strength.py")
+    strength = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(strength)
+    monkeypatch.setattr(strength.data, "load_dataset", fake_mnist)
+    strength.main(["--digits", "20"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("| R | 1.00 | 1.00 | 0.0 % |")   # a rotation inside the canvas keeps all the ink
+    assert [line.split(" | ")[0] for line in lines[4:]] == ["| P", "| E", "| P, corners N(0, 2 px)",
+                                                            "| P, corners N(0, 3 px)", "| P, corners N(0, 4 px)"]

@@ -89,6 +89,18 @@ def test_stored_outputs_come_from_a_run_and_hold_no_error_or_warning(path):
                 assert "Warning" not in output["text"] and "Error" not in output["text"], output["text"][:500]
 
 
+MACHINE_PATH = re.compile(r"(/(work|root|home|Users|tmp|mnt)/[\w.-]+/|[A-Za-z]:\\\\\w)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stored_output_or_metadata_names_a_path_of_the_machine_that_ran_it(path):
+    notebook = json.loads(path.read_text())
+    stored = [outputs_text(c) for c in notebook["cells"] if c["cell_type"] == "code"]
+    stored.append(json.dumps(notebook["metadata"]))   # e.g. saved widget state: progress bars
+    found = [m.group(0) for text in stored for m in MACHINE_PATH.finditer(text)]
+    assert not found, f"paths of the machine that ran it: {found[:5]}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_outputs_are_not_from_fast_mode(path):
     text = "".join(outputs_text(c) for c in cells(path, "code"))

@@ -17,7 +17,7 @@ Two kinds of exercise:
 
 from __future__ import annotations
 
-__all__ = ["report", "check_function", "Case", "Mistake"]
+__all__ = ["report", "check_function", "Case", "Mistake", "borrowed_name"]
 
 _TODO = "replace the None above with your answer and run the cell again."
 
@@ -46,4 +46,4 @@ def report(passed: bool, hint: str = "", *, answer=0, todo: str = _TODO, detail:
 
 
 # Imported after report, which the module uses.
-from .functions import Case, Mistake, check_function  # noqa: E402
+from .functions import Case, Mistake, borrowed_name, check_function  # noqa: E402

@@ -13,7 +13,7 @@ import numbers
 import torch
 
 from ..transforms import TRANSFORMS, apply_homography, make_transform
-from . import Case, Mistake, check_function, report
+from . import Case, Mistake, borrowed_name, check_function, report
 
 __all__ = ["check_parameter_counts", "HOMOGRAPHY", "check_homography_point", "check_apply_homography"]
 
@@ -93,6 +93,9 @@ def check_apply_homography(answer) -> bool:
     """Exercise 3: ``my_apply_homography(params (B, 8), points (B, N, 2)) -> (B, N, 2)``, the
     projective map of :func:`stn_utils.transforms.apply_homography` (away from the horizon),
     compared on seeded homographies: values, and gradients with respect to both inputs."""
+    if borrowed_name(answer, ("apply_homography",)):
+        return report(False, "Write the map yourself instead of calling the package's apply_homography: build H, "
+                             "map [x, y, 1], divide by the third entry.", answer=answer)
     mistakes = [
         Mistake(_without_division, "That is the affine part alone: divide x' and y' by the third coordinate, "
                                    "h31 x + h32 y + 1."),

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import report
 
-__all__ = ["Case", "Mistake", "check_function"]
+__all__ = ["Case", "Mistake", "check_function", "borrowed_name"]
 
 _MAX_ERROR_TEXT = 300
 
@@ -335,3 +335,16 @@ def check_function(
             return report(False, answer=None, todo=str(verdict))
         return report(False, str(verdict))
     return report(True, answer=answer, detail=comparison.summary(len(cases)))
+
+
+def borrowed_name(function, names: Sequence[str]) -> Optional[str]:
+    """The first of ``names`` that ``function``'s code (or code nested in it) refers to, as
+    a global, an attribute or a closure variable; ``None`` if it uses none of them. A check
+    calls it to catch an answer that calls the package's own version of the exercise."""
+    used, codes = set(), [getattr(function, "__code__", None)]
+    while codes:
+        code = codes.pop()
+        if code is not None:
+            used.update(code.co_names + code.co_freevars)
+            codes += [const for const in code.co_consts if hasattr(const, "co_names")]
+    return next((name for name in names if name in used), None)

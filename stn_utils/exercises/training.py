@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..geometry import make_theta
 from ..models import build_model, count_macs
-from . import Case, Mistake, check_function, report
+from . import Case, Mistake, borrowed_name, check_function, report
 
 __all__ = ["FULL_VIEW_SIZE", "check_full_view_stn_share", "zoom_factor", "check_zoom_factor",
            "check_stn_cnn_forward"]
@@ -77,6 +77,9 @@ def check_zoom_factor(function) -> bool:
     transform, > 1 where the STN zooms out and < 1 where it zooms in."""
     if function is None:
         return report(False, answer=None)
+    if borrowed_name(function, ("zoom_factor",)):
+        return report(False, "Write the zoom factor from theta yourself instead of calling the package's "
+                             "zoom_factor: look at the determinant of theta's 2x2 part.")
     generator = torch.Generator().manual_seed(0)
     size = 16
     scales = torch.rand(size, generator=generator) * 1.5 + 0.3
