@@ -130,7 +130,8 @@ def test_the_record_of_stored_files_is_up_to_date():
     assert result.returncode == 0, result.stderr
 
 
-STORED_MODELS = sorted({path.rsplit("/", 1)[1][:-3] for path in stored.manifest() if path.endswith(".pt")})
+STORED_MODELS = sorted({path.rsplit("/", 1)[1][:-3] for path in stored.manifest()
+                        if path.startswith(experiments.STORED_ROWS + "/") and path.endswith(".pt")})
 
 
 @pytest.mark.skipif(not (REAL_ROOT / "mnist" / "test").is_dir(), reason=f"no MNIST copy at {REAL_ROOT}")
