@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
+from machine import describe
 from stn_utils import recipes
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
@@ -193,8 +193,7 @@ def main(argv=None) -> None:
     if args.test_subset:
         test = test.subset(args.test_subset)
     device = pick_device(args.device)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {device}, torch {torch.__version__}; train {len(train)}, test {len(test)} images")
+    print(f"# {describe(device)}; train {len(train)}, test {len(test)} images")
 
     if not args.speed_only:
         # each row is printed as soon as it is measured, so a long run interrupted late keeps its rows
