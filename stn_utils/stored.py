@@ -122,11 +122,20 @@ def save_run(path, model: torch.nn.Module, /, **record) -> Path:
     return atomic_write(path.with_name(path.name + ".json"), lambda temporary: temporary.write_text(text))
 
 
-def load_run(relative: str, model: torch.nn.Module) -> dict:
+def load_run(relative: str, model: torch.nn.Module, /, **expected) -> dict:
     """Load the stored run ``relative`` (no suffix, e.g. ``"notebooks/stored/05-cifar_cnn"``) into
     ``model``, both files checked (:func:`stored_file`); returns its record (see
-    :func:`save_run`)."""
+    :func:`save_run`).
+
+    Raises:
+        ValueError: the record differs from ``expected`` in some entry (for example
+            ``model``, ``model_kwargs``, ``recipe``); nothing is loaded then.
+    """
     record = json.loads(stored_file(relative + ".json").read_text())
+    differing = sorted(name for name, value in json.loads(json.dumps(expected)).items() if record.get(name) != value)
+    if differing:
+        raise ValueError(f"the stored run {relative!r} was made with other {', '.join(differing)} than this "
+                         f"notebook asks for; set TRAIN_HERE = True to train the model here instead.")
     model.load_state_dict(load_weights(relative + ".pt"))
     return record
 
@@ -139,19 +148,12 @@ def train_or_load(key: str, model: torch.nn.Module, train, /, *, train_here: boo
     ``runs/<key>`` (:func:`save_run`, in the working folder) with ``record``, which says how
     the model was built and measured. Otherwise the stored run ``<NOTEBOOK_RUNS>/<key>`` is
     loaded into ``model`` (moved to ``device``) after checking that it was made with the
-    same ``record`` entries (for example ``model``, ``model_kwargs``, ``recipe``). Returns
-    the history either way.
+    same ``record`` entries (:func:`load_run`). Returns the history either way.
     """
     if train_here:
         history = train()
         save_run(Path("runs") / key, model, history=history, **record)
         return history
-    relative = f"{NOTEBOOK_RUNS}/{key}"
-    saved = json.loads(stored_file(relative + ".json").read_text())
-    differing = sorted(name for name, value in json.loads(json.dumps(record)).items() if saved.get(name) != value)
-    if differing:
-        raise ValueError(f"the stored run {key!r} was made with other {', '.join(differing)} than this notebook "
-                         f"asks for; set TRAIN_HERE = True to train the model here instead.")
-    model.load_state_dict(load_weights(relative + ".pt"))
+    saved = load_run(f"{NOTEBOOK_RUNS}/{key}", model, **record)
     model.to(device or "cpu")
     return saved["history"]
