@@ -13,6 +13,7 @@ bottom up:
   course's named recipes.
 - ``training``: seeding, device choice, fit / evaluate, checkpoints.
 - ``experiments``: the distorted-MNIST comparison (notebook 06 and its benchmark).
+- ``addition``: MNIST addition with one or two transformers (and its benchmark).
 - ``stored``: the stored runs' weights, checked by SHA-256 (downloaded on Colab).
 - ``machine``: the CPU and accelerator a run used, in words.
 - ``files``: atomic writes, so an interrupted save never leaves half a file.

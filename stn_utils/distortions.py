@@ -30,7 +30,7 @@ from .geometry import invert_theta, make_theta
 from .transforms import Affine, Projective, ThinPlateSpline, homography_from_points
 
 __all__ = ["rotated", "rotated_translated_scaled", "placed", "projective", "elastic", "cluttered",
-           "DISTORTIONS", "distort", "output_size"]
+           "DISTORTIONS", "distort", "distort_each_channel", "output_size"]
 
 RTS_SIZE, CLUTTERED_SIZE = 42, 60
 CHUNK = 4096  # images warped at once: bounds the memory the sampling grids take
@@ -310,6 +310,22 @@ def _lookup(name: str):
 def distort(name: str, images: Tensor, seed: int, **kwargs) -> Tensor:
     """Apply the distortion called ``name`` in :data:`DISTORTIONS`, e.g. ``distort("RTS", digits, seed=0)``."""
     return _lookup(name)(images, seed, **kwargs)
+
+
+def distort_each_channel(name: str, images: Tensor, seed: int, **kwargs) -> Tensor:
+    """Distort every channel of ``images`` (N, C, H, W) as a digit of its own, each with its
+    own random draw: several digits side by side on separate channels (MNIST addition). The
+    draws follow the order image 0 channel 0, image 0 channel 1, ..., so channel ``c`` of
+    image ``n`` gets what ``distort`` gives digit ``n * C + c`` of the flattened batch.
+
+    ``(N, C, H, W) -> (N, C, S, S)`` float32 in [0, 1], ``S`` as :func:`output_size` says.
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must have shape (N, C, H, W), one digit per channel; got {shape}.")
+    n, channels = images.shape[:2]
+    out = distort(name, images.reshape(n * channels, 1, *images.shape[-2:]), seed, **kwargs)
+    return out.reshape(n, channels, *out.shape[-2:])
 
 
 def output_size(name: str, image_size: int = 28, **kwargs) -> int:

@@ -20,6 +20,7 @@ from .transforms import Affine, make_transform
 __all__ = [
     "LocalizationNet",
     "SpatialTransformer",
+    "TransformerStack",
     "Normalize",
     "Classifier",
     "PatchWhitening",
@@ -103,6 +104,10 @@ class SpatialTransformer(nn.Module):
         supersample: sample a grid ``supersample`` times finer than the output and average
             each ``supersample x supersample`` block (anti-aliasing: a transformer that
             zooms out would otherwise skip pixels). 1 (default) samples the output grid.
+        start_zoom: for the affine family, start at a centred window of this size (a
+            fraction of the input's side) instead of the identity's whole input: e.g.
+            ``output side / input side`` starts at the input's own resolution. 1 (default):
+            the identity.
 
     Shape:
         (B, C, H, W) -> (B, C, H_out, W_out)
@@ -110,11 +115,14 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, in_channels: int, *, output_size=None, localization: nn.Module | None = None,
                  features: int | None = None, padding_mode: str = "border", align_corners: bool = False,
-                 transform="affine", supersample: int = 1):
+                 transform="affine", supersample: int = 1, start_zoom: float = 1.0):
         super().__init__()
         if not (isinstance(supersample, int) and supersample >= 1):
             raise ValueError(f"supersample must be a whole number >= 1; got {supersample!r}.")
+        if isinstance(start_zoom, bool) or not (isinstance(start_zoom, (int, float)) and 0 < start_zoom <= 1):
+            raise ValueError(f"start_zoom must be a number in (0, 1]; got {start_zoom!r}.")
         self.supersample = supersample
+        self.start_zoom = float(start_zoom)
         if padding_mode not in ("zeros", "border", "reflection"):
             raise ValueError(f"padding_mode must be 'zeros', 'border' or 'reflection'; got {padding_mode!r}.")
         self.in_channels = in_channels
@@ -127,14 +135,21 @@ class SpatialTransformer(nn.Module):
             raise ValueError("pass `features`, the size of the custom localization net's output.")
         # an nn.Module family (the thin-plate spline's buffers) becomes a submodule and moves with .to()
         self.family = make_transform(transform)
+        if self.start_zoom != 1 and not isinstance(self.family, Affine):
+            raise ValueError(f"start_zoom is for the affine family; got transform {transform!r}. "
+                             "Leave start_zoom at 1 for the others.")
         self.to_theta = nn.Linear(features, self.family.num_params)
         self.reset_to_identity()
 
     def reset_to_identity(self) -> None:
-        """Zero the last layer's weights and set its bias to the identity transform."""
+        """Zero the last layer's weights and set its bias to the identity transform (with
+        ``start_zoom``, to the centred window of that size)."""
         nn.init.zeros_(self.to_theta.weight)
+        start = self.family.identity_params()
+        if self.start_zoom != 1:
+            start = start * torch.tensor([self.start_zoom, 1, 1, 1, self.start_zoom, 1])
         with torch.no_grad():
-            self.to_theta.bias.copy_(self.family.identity_params())
+            self.to_theta.bias.copy_(start)
 
     def predict_theta(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> theta (B, 2, 3) mapping output to input coordinates; for a
@@ -161,6 +176,35 @@ class SpatialTransformer(nn.Module):
         return (out, theta) if return_theta else out
 
 
+class TransformerStack(nn.Module):
+    """Several spatial transformers side by side, each looking at the whole input, their
+    outputs stacked along the channels: the paper's two-transformer model for MNIST
+    addition (appendix A.1), where each transformer can pick out one of two digits.
+
+    Args:
+        transformers: the :class:`SpatialTransformer` modules, all with the same output size.
+
+    Shape:
+        (B, C, H, W) -> (B, K * C, H_out, W_out) for K transformers; with
+        ``return_theta``, also the parameters (B, K, 2, 3), or (B, K, P) for other families.
+    """
+
+    def __init__(self, transformers):
+        super().__init__()
+        self.transformers = nn.ModuleList(transformers)
+        if not self.transformers:
+            raise ValueError("TransformerStack needs at least one SpatialTransformer.")
+        sizes = {t.output_size for t in self.transformers}
+        if len(sizes) > 1 or None in sizes:
+            raise ValueError(f"every transformer of a TransformerStack needs the same explicit output_size; "
+                             f"got {sorted(map(str, sizes))}.")
+
+    def forward(self, x: Tensor, return_theta: bool = False):
+        outputs, thetas = zip(*(transformer(x, return_theta=True) for transformer in self.transformers))
+        out = torch.cat(outputs, dim=1)
+        return (out, torch.stack(thetas, dim=1)) if return_theta else out
+
+
 class Normalize(nn.Module):
     """Subtract a per-channel mean and divide by a per-channel std: (B, C, H, W)."""
 
@@ -179,22 +223,26 @@ class Classifier(nn.Module):
     Args:
         body: the CNN that maps normalised images to logits.
         mean, std: per-channel normalisation statistics.
-        stn: a :class:`SpatialTransformer`, or ``None`` for the plain CNN.
+        stn: a :class:`SpatialTransformer` (or a :class:`TransformerStack`), or ``None``
+            for the plain CNN.
         normalize_first: normalise *before* the STN, as the PyTorch tutorial does. Only
             for showing the collapse that causes (notebook 06, section 7); leave it ``False``.
+        in_channels: channels C of the input; by default one per entry of ``mean``. A
+            single ``mean`` and ``std`` then apply to every channel (two grey digits on
+            two channels, or the four channels of a :class:`TransformerStack`).
 
     Shape:
         (B, C, H, W) in [0, 1] -> logits (B, classes)
     """
 
-    def __init__(self, body: nn.Module, mean, std, *, stn: SpatialTransformer | None = None,
-                 normalize_first: bool = False):
+    def __init__(self, body: nn.Module, mean, std, *, stn: nn.Module | None = None,
+                 normalize_first: bool = False, in_channels: int | None = None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.stn = stn
         self.body = body
         self.normalize_first = normalize_first
-        self.in_channels = len(mean)
+        self.in_channels = in_channels or len(mean)
 
     def forward(self, x: Tensor) -> Tensor:
         check_image(x, f"the input of {getattr(self, 'name', type(self).__name__)}", channels=self.in_channels)
@@ -395,21 +443,20 @@ def mnist_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 128, down
 
 
 def digit_body(*, input_size: int = 28, widths=(16, 32), hidden: int = 256, classes: int = 10,
-               batch_norm: bool = True) -> nn.Sequential:
+               batch_norm: bool = True, in_channels: int = 1) -> nn.Sequential:
     """A CNN for grey digits with batch norm: two stages of 3x3 conv -> norm -> ReLU ->
     3x3 conv -> norm -> ReLU -> 2x2 max-pool, then a hidden linear layer (with norm and
     dropout) and the class scores. The classifier of the distorted-MNIST recipe, for the
     plain CNN on the whole canvas and for the ST-CNN on its transformer's 28x28 window.
     ``batch_norm=False`` leaves the norms out (biased convolutions instead), to measure
-    what they buy.
+    what they buy. ``in_channels`` > 1 for several digits at once (MNIST addition).
 
     Shape:
-        (B, 1, input_size, input_size), normalised -> logits (B, classes)
+        (B, in_channels, input_size, input_size), normalised -> logits (B, classes)
     """
     if input_size < 8:
         raise ValueError(f"input_size must be at least 8 pixels; got {input_size}.")
     layers: list[nn.Module] = []
-    in_channels = 1
     for width in widths:
         for _ in range(2):
             layers += [nn.Conv2d(in_channels, width, 3, padding=1, bias=not batch_norm),
@@ -496,6 +543,42 @@ def _digits(transform, input_size: int = 28, output_size: int | None = None, loc
     return Classifier(digit_body(input_size=output_size, **body_kwargs), MNIST_MEAN, MNIST_STD, stn=transformer)
 
 
+def _addition(transformers: int = 2, input_size: int = 42, output_size: int = 28, localization_size: int = 21,
+              supersample: int = 2, localization_widths=(32, 64), classes: int = 19,
+              start_zoom: float | None = None, **body_kwargs) -> Classifier:
+    """The MNIST-addition models (two digits on two channels, the label their sum): with
+    ``transformers=0``, :func:`digit_body` on the whole two-channel canvas; otherwise that
+    many affine transformers, each seeing both channels and sampling an ``output_size``
+    window of both, stacked (:class:`TransformerStack`) for the body. With one transformer
+    the body sees 2 channels, with two it sees 4.
+
+    Shape:
+        (B, 2, input_size, input_size) in [0, 1] -> logits (B, classes)
+
+    Each transformer starts at a centred ``output_size`` window at the canvas's own
+    resolution (``start_zoom``, default ``output_size / input_size``), not at the identity's
+    whole canvas: in ``benchmarks/mnist_addition.py`` that start gave both transformer
+    models a lower test error (the README's table)."""
+    if transformers not in (0, 1, 2):
+        raise ValueError(f"transformers must be 0, 1 or 2; got {transformers!r}.")
+    if transformers == 0:
+        if start_zoom is not None:
+            raise ValueError("start_zoom is for the transformers; a model with transformers=0 has none.")
+        body = digit_body(input_size=input_size, in_channels=2, classes=classes, **body_kwargs)
+        return Classifier(body, MNIST_MEAN, MNIST_STD, in_channels=2)
+    start_zoom = output_size / input_size if start_zoom is None else start_zoom
+
+    def transformer() -> SpatialTransformer:
+        localization = LocalizationNet(2, input_size=localization_size, widths=localization_widths,
+                                       features=localization_widths[-1])
+        return SpatialTransformer(2, output_size=(output_size, output_size), localization=localization,
+                                  supersample=supersample, start_zoom=start_zoom)
+
+    stn = transformer() if transformers == 1 else TransformerStack([transformer() for _ in range(transformers)])
+    body = digit_body(input_size=output_size, in_channels=2 * transformers, classes=classes, **body_kwargs)
+    return Classifier(body, MNIST_MEAN, MNIST_STD, stn=stn, in_channels=2)
+
+
 def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:
     stn = SpatialTransformer(3, localization=TutorialLocalization(), padding_mode=padding_mode)
     return Classifier(tutorial_body(), CIFAR10_MEAN, CIFAR10_STD, stn=stn, normalize_first=normalize_first)
@@ -516,6 +599,8 @@ MODELS = {
     "mnist_stn": lambda transform="affine", **kw: _mnist(transform, **kw),
     "digit_cnn": lambda **kw: _digits(None, **kw),
     "digit_stn": lambda transform="affine", **kw: _digits(transform, **kw),
+    "addition_cnn": lambda **kw: _addition(0, **kw),
+    "addition_stn": lambda transformers=2, **kw: _addition(transformers, **kw),
     "tutorial_stn": _tutorial,
     "tutorial_mnist_stn": _tutorial_mnist,
 }

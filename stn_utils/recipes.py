@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .data import random_crop_flip
-from .distortions import DISTORTIONS, distort
+from .distortions import DISTORTIONS, distort, distort_each_channel
 
 __all__ = ["Recipe", "AUGMENTATIONS", "CIFAR10", "MNIST", "DISTORTED_MNIST", "SEED", "RECIPES"]
 
@@ -46,17 +46,21 @@ def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) ->
 class FreshDistortion:
     """An augmentation that gives every digit of every batch a new random distortion of
     the paper's kind ``name`` (:mod:`stn_utils.distortions`), drawn from the training
-    generator, so no two epochs show a digit alike. (B, 1, 28, 28) -> (B, 1, S, S)."""
+    generator, so no two epochs show a digit alike. (B, 1, 28, 28) -> (B, 1, S, S); with
+    ``each_channel``, every channel is a digit distorted on its own (MNIST addition):
+    (B, C, 28, 28) -> (B, C, S, S)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, *, each_channel: bool = False):
         self.name = name
+        self.each_channel = each_channel
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         seed = int(torch.randint(2 ** 62, (), generator=generator))
-        return distort(self.name, images, seed).to(images.device)
+        warp = distort_each_channel if self.each_channel else distort
+        return warp(self.name, images, seed).to(images.device)
 
     def __repr__(self) -> str:
-        return f"FreshDistortion({self.name!r})"
+        return f"FreshDistortion({self.name!r}" + (", each_channel=True)" if self.each_channel else ")")
 
 
 class AlternatingFlip:
@@ -82,6 +86,7 @@ class AlternatingFlip:
 AUGMENTATIONS: dict[str, Augmentation | None] = {
     "none": None, "cifar10": cifar10_augment, "cifar10-alternating": AlternatingFlip(),
     **{f"distort-{name}": FreshDistortion(name) for name in DISTORTIONS},
+    "distort-RTS-each-channel": FreshDistortion("RTS", each_channel=True),
 }
 
 SCHEDULES = ("onecycle", "constant")

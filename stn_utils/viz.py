@@ -20,7 +20,8 @@ from torchvision.utils import make_grid
 from . import geometry
 
 __all__ = ["to_display", "show_images", "plot_before_after", "grid_overlay_coords", "fit_overlay_view",
-           "plot_grid_overlay", "plot_history", "plot_theta_distribution", "plot_curves", "save_gif"]
+           "plot_grid_overlay", "plot_history", "plot_theta_distribution", "plot_curves", "save_gif",
+           "two_colour"]
 
 
 def _as_batch(images, name: str = "images") -> Tensor:
@@ -39,6 +40,17 @@ def _as_batch(images, name: str = "images") -> Tensor:
     if not (images.is_floating_point() or images.dtype == torch.uint8):
         raise TypeError(f"{name} must be float in [0, 1] or uint8; got dtype {images.dtype}.")
     return (images.float() / 255 if images.dtype == torch.uint8 else images.float()).detach().cpu()
+
+
+def two_colour(images) -> Tensor:
+    """Two grey channels as one colour image, to show two digits that sit on separate
+    channels (MNIST addition): channel 0 in magenta, channel 1 in green, so where both
+    have ink it is white. ``(B, 2, H, W)`` -> ``(B, 3, H, W)`` float in [0, 1]."""
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 2:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"two_colour takes images (B, 2, H, W), one digit per channel; got {shape}.")
+    first, second = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).detach().cpu().unbind(1)
+    return torch.stack([first, second, first], dim=1)
 
 
 def _single_image(image, name: str = "image") -> Tensor:

@@ -419,7 +419,8 @@ def test_mnist_body_errors():
 
 INPUTS = {"cifar_cnn": (3, 32, 32), "cifar_stn": (3, 32, 32), "mnist_cnn": (1, 28, 28),
           "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32),
-          "tutorial_mnist_stn": (1, 28, 28), "digit_cnn": (1, 28, 28), "digit_stn": (1, 28, 28)}
+          "tutorial_mnist_stn": (1, 28, 28), "digit_cnn": (1, 28, 28), "digit_stn": (1, 28, 28),
+          "addition_cnn": (2, 42, 42), "addition_stn": (2, 42, 42)}
 
 
 def test_every_model_has_an_input_shape_here():
@@ -432,7 +433,8 @@ def test_build_model_forward(name):
     assert isinstance(model, Classifier)
     assert (model.stn is not None) == name.endswith("_stn")
     logits = model(torch.rand(2, *INPUTS[name]))
-    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    classes = 19 if name.startswith("addition") else 10   # the sum of two digits
+    assert logits.shape == (2, classes) and torch.isfinite(logits).all()
 
 
 def test_build_model_kwargs():
@@ -444,7 +446,7 @@ def test_build_model_kwargs():
 
 
 def test_build_model_unknown_name():
-    with pytest.raises(ValueError, match=r"unknown model 'resnet'; choose one of \['cifar_cnn'"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'; choose one of \['addition_cnn'"):
         build_model("resnet")
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import stn_utils.stored as stored
-from stn_utils import experiments
+from stn_utils import addition, experiments
 from stn_utils.data import load_dataset, pad_to, randomly_rotated
 from stn_utils.models import build_model
 from stn_utils.training import evaluate
@@ -143,6 +143,22 @@ def test_each_stored_model_loads_and_reproduces_its_test_error(name, monkeypatch
     row = experiments.saved_row(distortion, None if model == "cnn" else model, test, seed=int(seed[4:]))
     assert row is not None, f"{name} was trained with another recipe than distortion_recipe gives today"
     # the weights are stored in fp16: allow 5 of the 10,000 test digits to change their answer
+    assert abs(row["error"] - row["saved_error"]) <= 0.05, (row["error"], row["saved_error"])
+
+
+ADDITION_MODELS = sorted({path.rsplit("/", 1)[1][:-3] for path in stored.manifest()
+                          if path.startswith(addition.STORED_ROWS + "/") and path.endswith(".pt")})
+
+
+@pytest.mark.skipif(not (REAL_ROOT / "mnist" / "test").is_dir(), reason=f"no MNIST copy at {REAL_ROOT}")
+@pytest.mark.parametrize("name", ADDITION_MODELS)
+def test_each_stored_addition_model_loads_and_reproduces_its_test_error(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    model, _, seed = name.rpartition("-seed")
+    test = addition.mnist_addition(train_subset=2).test
+    row = addition.saved_addition_row(model, test, seed=int(seed))
+    assert row is not None, f"{name} was trained with another recipe than addition_recipe gives today"
+    # the weights are stored in fp16: allow 5 of the 10,000 test pairs to change their answer
     assert abs(row["error"] - row["saved_error"]) <= 0.05, (row["error"], row["saved_error"])
 
 
