@@ -158,8 +158,10 @@ def test_each_stored_addition_model_loads_and_reproduces_its_test_error(name, mo
     test = addition.mnist_addition(train_subset=2).test
     row = addition.saved_addition_row(model, test, seed=int(seed))
     assert row is not None, f"{name} was trained with another recipe than addition_recipe gives today"
-    # the weights are stored in fp16: allow 5 of the 10,000 test pairs to change their answer
-    assert abs(row["error"] - row["saved_error"]) <= 0.05, (row["error"], row["saved_error"])
+    # the weights are stored in fp16: allow 10 of the 10,000 test pairs to change their answer (these models
+    # are unsure of far more pairs than the single-digit ones: their errors are 11 to 15 %)
+    changed = round(abs(row["error"] - row["saved_error"]) * len(test) / 100)
+    assert changed <= 10, (row["error"], row["saved_error"])
 
 
 NOTEBOOK_RUNS = sorted(path[:-5] for path in stored.manifest()
