@@ -71,7 +71,7 @@ def print_windows(rows: list[dict], args) -> None:
             print(f"| {MODELS[row['name']].label} | {row['seed']} | its weights are missing or of another recipe "
                   f"| | | |")
             continue
-        summary = window_summary(saved["model"], test)
+        summary = window_summary(saved["model"], test, recipe=addition_recipe(row["name"]))
         sides = " and ".join(f"{side:.1f}" for side in summary["sides"])
 
         def share(value) -> str:

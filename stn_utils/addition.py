@@ -33,7 +33,7 @@ from .distortions import RTS_SIZE, distort_each_channel
 from .experiments import TEST_SEED, saved_run, train_and_test
 from .models import TransformerStack, build_model
 from .recipes import DISTORTED_MNIST, Recipe
-from .training import seed_everything
+from .training import predict, seed_everything
 
 __all__ = ["PAPER_ERRORS", "AdditionModel", "MODELS", "COURSE_MODELS", "EPOCHS", "STORED_ROWS", "AdditionData",
            "digit_pairs", "mnist_addition",
@@ -49,12 +49,15 @@ class AdditionModel(NamedTuple):
     """One model of the comparison: how many transformers stand in front of the
     classifier, its label in tables, the paper's model to put beside it, and the
     transformers' ``start_zoom`` (``None``: the model's default, a window at the canvas's
-    own resolution; 1: the identity, the whole canvas)."""
+    own resolution; 1: the identity, the whole canvas), and whether each of two
+    transformers starts looking at its own channel only (``own_channel_start`` of
+    :func:`stn_utils.models.build_model`'s ``"addition_stn"``)."""
 
     transformers: int
     label: str
     paper: str
     start_zoom: float | None = None
+    own_channel_start: bool = False
 
 
 # The course's three models, and the two transformer models started at the identity, to
@@ -63,7 +66,9 @@ MODELS = {"cnn": AdditionModel(0, "CNN on the 2x42x42 canvas", "CNN"),
           "st": AdditionModel(1, "ST-CNN, one transformer", "ST-FCN"),
           "2st": AdditionModel(2, "ST-CNN, two transformers", "2xST-FCN"),
           "st-identity": AdditionModel(1, "ST-CNN, one transformer started at the identity", "ST-FCN", 1.0),
-          "2st-identity": AdditionModel(2, "ST-CNN, two transformers started at the identity", "2xST-FCN", 1.0)}
+          "2st-identity": AdditionModel(2, "ST-CNN, two transformers started at the identity", "2xST-FCN", 1.0),
+          "2st-own": AdditionModel(2, "ST-CNN, two transformers, each started on its own channel", "2xST-FCN",
+                                   own_channel_start=True)}
 COURSE_MODELS = ("cnn", "st", "2st")
 
 # Epochs per model, chosen to keep each well inside 15 minutes of training on two CPU
@@ -146,6 +151,8 @@ def build_addition_model(model: str, **kwargs) -> nn.Module:
         return build_model("addition_cnn", **kwargs)
     if spec.start_zoom is not None:
         kwargs = {"start_zoom": spec.start_zoom, **kwargs}
+    if spec.own_channel_start:
+        kwargs = {"own_channel_start": True, **kwargs}
     return build_model("addition_stn", transformers=spec.transformers, **kwargs)
 
 
@@ -220,27 +227,34 @@ def picks(centres: Tensor, digits: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def window_summary(model: nn.Module, test: ImageDataset, *, batch_size: int = 1000) -> dict:
+def window_summary(model: nn.Module, test: ImageDataset, *, recipe: Recipe | None = None,
+                   batch_size: int = 1000) -> dict:
     """Where a trained ST-CNN's windows go on the test pairs ``test`` (N, 2, 42, 42):
     ``sides``, each transformer's median window side in canvas pixels; with two
-    transformers also ``same``, the share of pairs (%) where both windows are nearest to the
-    same digit (:func:`picks`), and the test error (%) of the pairs where they are
-    (``error_same``) and where they are not (``error_apart``; ``None`` for an empty group)."""
+    transformers also ``groups``, for each ``(first, second)`` choice of digits (0: the one
+    on channel 0; :func:`picks`), the share of pairs (%) and their test error (%; ``None``
+    for an empty group), and ``same``, ``error_same`` and ``error_apart``: the share of
+    pairs where both windows are nearest to the same digit and the error where they are and
+    where they are not. The model predicts with ``recipe``'s precision and memory format
+    (default fp32, channels-first), as the benchmark's error was measured with it."""
     thetas = window_thetas(model, test.images, batch_size=batch_size)
     side = thetas.new_tensor(test.images.shape[-1]) * torch.linalg.det(thetas[..., :2]).abs().sqrt()
     summary = {"sides": side.median(0).values.tolist()}
     if thetas.shape[1] != 2:
         return summary
     picked = picks(thetas[..., 2], ink_centroids(to_float(test.images)))
-    parameter = next(model.parameters())
-    predicted = torch.cat([model(to_float(test.images[i:i + batch_size]).to(parameter.device)).argmax(1).cpu()
-                           for i in range(0, len(test), batch_size)])
-    wrong, same = predicted != test.labels, picked[:, 0] == picked[:, 1]
+    settings = {} if recipe is None else dict(precision=recipe.precision, channels_last=recipe.channels_last)
+    wrong = predict(model, test, batch_size=batch_size, **settings) != test.labels
+    same = picked[:, 0] == picked[:, 1]
 
     def error(group: Tensor) -> float | None:
         return 100 * wrong[group].float().mean().item() if group.any() else None
 
-    return {**summary, "same": 100 * same.float().mean().item(), "error_same": error(same),
+    groups = {}
+    for first, second in ((0, 1), (1, 0), (0, 0), (1, 1)):
+        group = (picked[:, 0] == first) & (picked[:, 1] == second)
+        groups[(first, second)] = (100 * group.float().mean().item(), error(group))
+    return {**summary, "groups": groups, "same": 100 * same.float().mean().item(), "error_same": error(same),
             "error_apart": error(~same)}
 
 
@@ -249,7 +263,8 @@ def addition_table(rows: list[dict]) -> str:
     ``seconds``, ``epochs``): our test error beside the paper's, the mean and spread where
     several seeds ran."""
     lines = ["| model | test error % | the paper's (its model) | training time | epochs |", "|---|---|---|---|---|"]
-    for name, (_, label, paper, _) in MODELS.items():
+    for name, spec in MODELS.items():
+        label, paper = spec.label, spec.paper
         mine = [r for r in rows if r["name"] == name]
         if not mine and name not in COURSE_MODELS:
             continue

@@ -12,6 +12,9 @@ distortion per digit. Labels do not change, so they are neither taken nor return
 - ``cluttered``: the digit at a random place on a 60x60 canvas, with six 6x6 pieces of
   other digits scattered over it.
 
+:func:`on_canvas` applies RTS's draw to colour photographs (CIFAR-10 on a 48x48 canvas,
+:mod:`stn_utils.canvas`), keeping each photograph's whole frame on the canvas.
+
 All random amounts come from a ``torch.Generator`` seeded with ``seed`` and are drawn
 before any image is warped, so a seed gives the same images whatever the device and
 however the work is split into chunks. Sampling is bilinear with zero padding, since
@@ -21,6 +24,8 @@ them to zero turns a distortion off, which the tests use.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,7 +34,8 @@ from .data import to_float
 from .geometry import invert_theta, make_theta
 from .transforms import Affine, Projective, ThinPlateSpline, homography_from_points
 
-__all__ = ["rotated", "rotated_translated_scaled", "placed", "projective", "elastic", "cluttered",
+__all__ = ["rotated", "Placement", "rts_placement", "rotated_translated_scaled", "placed", "CANVAS_SIZE",
+           "frame_boxes", "on_canvas", "projective", "elastic", "cluttered",
            "DISTORTIONS", "distort", "distort_each_channel", "output_size"]
 
 RTS_SIZE, CLUTTERED_SIZE = 42, 60
@@ -93,8 +99,8 @@ def _pixels(amount: float, height: int, width: int) -> Tensor:
 
 
 def _warp(images: Tensor, family, params: Tensor, size) -> Tensor:
-    """Sample every digit through its own grid of ``family`` with ``params (N, P)``."""
-    out = torch.empty(len(images), 1, *size, device=images.device)
+    """Sample every image (N, C, H, W) through its own grid of ``family`` with ``params (N, P)``."""
+    out = torch.empty(len(images), images.shape[1], *size, device=images.device)
     family, params = family.to(images.device), params.to(images.device)
     for start in range(0, len(images), CHUNK):
         chunk = slice(start, start + CHUNK)
@@ -136,6 +142,46 @@ def _ink_box(images: Tensor) -> Tensor:
     return torch.stack([xs[:, [0, 1, 0, 1]], ys[:, [0, 0, 1, 1]]], dim=-1)
 
 
+class Placement(NamedTuple):
+    """What :func:`rts_placement` draws for N images: ``theta`` (N, 2, 3), the sampling
+    grid's map from canvas to image coordinates; ``angle`` (N,) in degrees, the rotation of
+    the forward map (image to canvas, :func:`~stn_utils.geometry.make_theta`'s ``rotation``;
+    with y pointing down, a positive angle shows the image turned clockwise); ``zoom`` (N,),
+    the image's scale; ``centre`` (N, 2), where the image's centre
+    lands on the canvas, ``(x, y)`` in normalised units."""
+
+    theta: Tensor
+    angle: Tensor
+    zoom: Tensor
+    centre: Tensor
+
+
+def rts_placement(boxes: Tensor, seed: int, *, image_size, size: int = RTS_SIZE, max_angle: float = 45.0,
+                  scale=(0.7, 1.2)) -> Placement:
+    """The random draw of RTS: for N images of ``image_size = (H, W)`` whose content lies
+    in ``boxes`` (N, 4, 2) (corners in the image's normalised units), an angle uniform in
+    ``[-max_angle, max_angle]``, a zoom uniform in ``scale``, and a position on the
+    ``size x size`` canvas uniform over those that keep the turned and zoomed box at least
+    one pixel from the canvas's edge (centred where the box is too large for that)."""
+    _check_count("size", size, 1)
+    _check_amount("max_angle", max_angle)
+    _check_scale(scale)
+    generator = _generator(seed)
+    n = len(boxes)
+    height, width = image_size
+    angle = _uniform(generator, n, -max_angle, max_angle)
+    zoom = _uniform(generator, n, *scale)
+    place = torch.rand(n, 2, generator=generator)
+    # The forward map, image -> canvas in normalised units about the centres; the grid needs its inverse.
+    forward = make_theta(rotation=angle, scale_x=zoom * width / size, scale_y=zoom * height / size)[:, :, :2]
+    reach = boxes @ forward.mT
+    room = 1 - 2 / size
+    lowest, highest = -room - reach.amin(1), room - reach.amax(1)
+    centre = torch.where(highest >= lowest, lowest + place * (highest - lowest), (lowest + highest) / 2)
+    theta = invert_theta(torch.cat([forward, centre[..., None]], dim=2))
+    return Placement(theta, angle, zoom, centre)
+
+
 def rotated_translated_scaled(images: Tensor, seed: int, *, size: int = RTS_SIZE, max_angle: float = 45.0,
                               scale=(0.7, 1.2)) -> Tensor:
     """RTS: each digit rotated (uniform in ``[-max_angle, max_angle]``), scaled (uniform in
@@ -144,27 +190,15 @@ def rotated_translated_scaled(images: Tensor, seed: int, *, size: int = RTS_SIZE
     The position is uniform over those that keep the box around the digit's ink (and the
     half pixel that bilinear sampling spreads it by) at least one pixel from the canvas
     edge, so no ink is cut off and the outermost pixels stay black. Where the rotated and
-    scaled box is too large for that, the digit is centred.
+    scaled box is too large for that, the digit is centred. :func:`rts_placement` draws the
+    amounts.
 
     ``(N, 1, H, W) -> (N, 1, size, size)`` float32 in [0, 1].
     """
     _check_digits(images)
-    _check_count("size", size, 1)
-    _check_amount("max_angle", max_angle)
-    _check_scale(scale)
-    generator = _generator(seed)
-    n, _, height, width = images.shape
-    angle = _uniform(generator, n, -max_angle, max_angle)
-    zoom = _uniform(generator, n, *scale)
-    place = torch.rand(n, 2, generator=generator)
-    # The forward map, digit -> canvas in normalised units about the centres; the grid needs its inverse.
-    forward = make_theta(rotation=angle, scale_x=zoom * width / size, scale_y=zoom * height / size)[:, :, :2]
-    reach = _ink_box(images) @ forward.mT
-    room = 1 - 2 / size
-    lowest, highest = -room - reach.amin(1), room - reach.amax(1)
-    centre = torch.where(highest >= lowest, lowest + place * (highest - lowest), (lowest + highest) / 2)
-    theta = invert_theta(torch.cat([forward, centre[..., None]], dim=2))
-    return _warp(images, Affine(), theta.flatten(1), (size, size))
+    placement = rts_placement(_ink_box(images), seed, image_size=images.shape[-2:], size=size,
+                              max_angle=max_angle, scale=scale)
+    return _warp(images, Affine(), placement.theta.flatten(1), (size, size))
 
 
 def placed(images: Tensor, *, size: int = RTS_SIZE, angle: float = 0.0, scale: float = 1.0,
@@ -292,6 +326,52 @@ def cluttered(images: Tensor, seed: int, *, size: int = CLUTTERED_SIZE, clutter:
             piece = _crops(sources, donor[chunk, k], cut_top[chunk, k], cut_left[chunk, k], patch)
             _paste_max(canvas[chunk], to_float(piece), put_top[chunk, k], put_left[chunk, k])
     return canvas.unsqueeze(1)
+
+
+# --- photographs on a canvas ---------------------------------------------------------------
+
+# A 32x32 photograph turned by 45 degrees at zoom 1 spans 45.3 px: on a 48x48 canvas every
+# placement keeps the whole photograph, so no class evidence is cut off.
+CANVAS_SIZE, CANVAS_MAX_ANGLE, CANVAS_SCALE = 48, 45.0, (0.7, 1.0)
+
+
+def frame_boxes(n: int, height: int, width: int) -> Tensor:
+    """Corners (n, 4, 2) of the whole frame of n images, in their normalised units, widened
+    by the half pixel that bilinear sampling spreads the border pixels by."""
+    x, y = 1 + 1 / width, 1 + 1 / height
+    corners = torch.tensor([[-x, -y], [x, -y], [-x, y], [x, y]])
+    return corners.expand(n, 4, 2)
+
+
+def on_canvas(images: Tensor, seed: int, *, size: int = CANVAS_SIZE, max_angle: float = CANVAS_MAX_ANGLE,
+              scale=CANVAS_SCALE) -> tuple[Tensor, Placement]:
+    """Place every image on a black ``size x size`` canvas, rotated by an angle uniform in
+    ``[-max_angle, max_angle]``, zoomed by a factor uniform in ``scale``, at a random
+    position that keeps its whole frame on the canvas where it fits.
+
+    ``(N, C, H, W)`` uint8 or float in [0, 1] -> ``(N, C, size, size)`` float32 in [0, 1], and
+    the :class:`~stn_utils.distortions.Placement` drawn (on the CPU).
+
+    >>> canvas, placement = on_canvas(torch.ones(2, 3, 32, 32), seed=0)
+    >>> tuple(canvas.shape), tuple(placement.zoom.shape)
+    ((2, 3, 48, 48), (2,))
+    """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a tensor (N, C, H, W); got {type(images).__name__}.")
+    images = to_float(images).float()
+    if images.dim() != 4 or 0 in images.shape:
+        raise ValueError(f"images must have shape (N, C, H, W); got {tuple(images.shape)}.")
+    n, _, height, width = images.shape
+    placement = rts_placement(frame_boxes(n, height, width), seed, image_size=(height, width), size=size,
+                              max_angle=max_angle, scale=scale)
+    out = torch.empty(n, images.shape[1], size, size, device=images.device)
+    theta = placement.theta.to(images.device)
+    for start in range(0, n, CHUNK):
+        chunk = slice(start, start + CHUNK)
+        grid = F.affine_grid(theta[chunk], [len(theta[chunk]), 1, size, size], align_corners=False)
+        out[chunk] = F.grid_sample(images[chunk], grid, mode="bilinear", padding_mode="zeros",
+                                   align_corners=False)
+    return out.clamp_(0, 1), placement
 
 
 # --- by name --------------------------------------------------------------------------------

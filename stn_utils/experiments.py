@@ -141,12 +141,13 @@ def train_row(distortion: str, transform: str | None, train: ImageDataset, test:
 def train_and_test(model: nn.Module, train: ImageDataset, test: ImageDataset, recipe: Recipe, *, device=None,
                    seed: int = 0, callbacks=(), input_shape) -> dict:
     """Train ``model`` with ``recipe`` (no test during training) and measure it once on
-    ``test``: a dict with ``model``, ``history``, ``epochs``, ``error`` (test error in %),
+    ``test``, with the recipe's test-time augmentation: a dict with ``model``, ``history``,
+    ``epochs``, ``error`` (test error in %),
     ``seconds`` (training alone), ``test_seconds``, ``parameters`` and ``macs`` (per image
     of ``input_shape`` (C, H, W))."""
     history = fit(model, train, None, recipe, device=device, seed=seed, callbacks=callbacks)
     started = time.perf_counter()
-    accuracy = evaluate(model, test, device=device, precision=recipe.precision,
+    accuracy = evaluate(model, test, device=device, tta_level=recipe.tta_level, precision=recipe.precision,
                         channels_last=recipe.channels_last)["accuracy"]
     return dict(model=model, history=history, epochs=len(history["epoch"]), error=100 * (1 - accuracy),
                 seconds=history["seconds"][-1], test_seconds=time.perf_counter() - started,
@@ -269,7 +270,7 @@ def saved_run(folder, stem: str, recipe: Recipe, build, test: ImageDataset, *, d
     model = build()
     model.load_state_dict(weights)
     model = model.to(device or "cpu").eval()
-    accuracy = evaluate(model, test, device=device, precision=recipe.precision,
+    accuracy = evaluate(model, test, device=device, tta_level=recipe.tta_level, precision=recipe.precision,
                         channels_last=recipe.channels_last)["accuracy"]
     return dict(model=model, history=None, epochs=saved["epochs"], error=100 * (1 - accuracy),
                 seconds=saved["seconds"], parameters=saved["parameters"], macs=saved["macs"],

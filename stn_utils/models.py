@@ -545,7 +545,7 @@ def _digits(transform, input_size: int = 28, output_size: int | None = None, loc
 
 def _addition(transformers: int = 2, input_size: int = 42, output_size: int = 28, localization_size: int = 21,
               supersample: int = 2, localization_widths=(32, 64), classes: int = 19,
-              start_zoom: float | None = None, **body_kwargs) -> Classifier:
+              start_zoom: float | None = None, own_channel_start: bool = False, **body_kwargs) -> Classifier:
     """The MNIST-addition models (two digits on two channels, the label their sum): with
     ``transformers=0``, :func:`digit_body` on the whole two-channel canvas; otherwise that
     many affine transformers, each seeing both channels and sampling an ``output_size``
@@ -558,7 +558,12 @@ def _addition(transformers: int = 2, input_size: int = 42, output_size: int = 28
     Each transformer starts at a centred ``output_size`` window at the canvas's own
     resolution (``start_zoom``, default ``output_size / input_size``), not at the identity's
     whole canvas: in ``benchmarks/mnist_addition.py`` that start gave both transformer
-    models a lower test error (the README's table)."""
+    models a lower test error (the README's table).
+
+    ``own_channel_start``: transformer ``k``'s localisation net starts blind to every channel
+    but channel ``k`` (the other channels' weights of its first convolution start at zero and
+    learn like the rest). Two transformers started alike find the same compromise window;
+    this start tells them apart, so that each can follow one digit."""
     if transformers not in (0, 1, 2):
         raise ValueError(f"transformers must be 0, 1 or 2; got {transformers!r}.")
     if transformers == 0:
@@ -566,17 +571,51 @@ def _addition(transformers: int = 2, input_size: int = 42, output_size: int = 28
             raise ValueError("start_zoom is for the transformers; a model with transformers=0 has none.")
         body = digit_body(input_size=input_size, in_channels=2, classes=classes, **body_kwargs)
         return Classifier(body, MNIST_MEAN, MNIST_STD, in_channels=2)
+    if own_channel_start and transformers != 2:
+        raise ValueError(f"own_channel_start gives each of two transformers its own channel; got "
+                         f"transformers={transformers}.")
     start_zoom = output_size / input_size if start_zoom is None else start_zoom
 
-    def transformer() -> SpatialTransformer:
+    def transformer(channel: int | None) -> SpatialTransformer:
         localization = LocalizationNet(2, input_size=localization_size, widths=localization_widths,
                                        features=localization_widths[-1])
+        if channel is not None:
+            with torch.no_grad():
+                first = localization.convs[0].weight
+                first[:, [c for c in range(first.shape[1]) if c != channel]] = 0
         return SpatialTransformer(2, output_size=(output_size, output_size), localization=localization,
                                   supersample=supersample, start_zoom=start_zoom)
 
-    stn = transformer() if transformers == 1 else TransformerStack([transformer() for _ in range(transformers)])
+    stn = (transformer(None) if transformers == 1 else
+           TransformerStack([transformer(k if own_channel_start else None) for k in range(transformers)]))
     body = digit_body(input_size=output_size, in_channels=2 * transformers, classes=classes, **body_kwargs)
     return Classifier(body, MNIST_MEAN, MNIST_STD, stn=stn, in_channels=2)
+
+
+def _canvas(stn: bool, canvas_size: int = 48, output_size: int = 32, localization_size: int = 24,
+            localization_widths=(32, 64), supersample: int = 2, start_zoom: float | None = None,
+            widths=CIFAR_WIDTHS) -> Classifier:
+    """The models of CIFAR-10 on a canvas (:mod:`stn_utils.canvas`): with ``stn=False``,
+    :func:`cifar_body` on the whole ``canvas_size`` canvas; with ``stn=True``, an affine
+    transformer whose localisation net sees the canvas averaged to ``localization_size``
+    and which samples an ``output_size`` window (``supersample``-times finer, then
+    averaged) for the same body. It starts at a centred window at the canvas's own
+    resolution (``start_zoom``, default ``output_size / canvas_size``): in
+    ``benchmarks/cifar10_canvas.py`` that start beat the identity's whole canvas (the
+    README's table).
+
+    Shape:
+        (B, 3, canvas_size, canvas_size) in [0, 1] -> logits (B, 10)"""
+    if not stn:
+        if start_zoom is not None:
+            raise ValueError("start_zoom is for the transformer; the model with stn=False has none.")
+        return Classifier(cifar_body(widths), CIFAR10_MEAN, CIFAR10_STD)
+    start_zoom = output_size / canvas_size if start_zoom is None else start_zoom
+    localization = LocalizationNet(3, input_size=localization_size, widths=localization_widths,
+                                   features=localization_widths[-1])
+    transformer = SpatialTransformer(3, output_size=(output_size, output_size), localization=localization,
+                                     supersample=supersample, start_zoom=start_zoom)
+    return Classifier(cifar_body(widths), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
 
 
 def _tutorial(normalize_first: bool = True, padding_mode: str = "zeros") -> Classifier:
@@ -600,6 +639,8 @@ MODELS = {
     "digit_cnn": lambda **kw: _digits(None, **kw),
     "digit_stn": lambda transform="affine", **kw: _digits(transform, **kw),
     "addition_cnn": lambda **kw: _addition(0, **kw),
+    "canvas_cnn": lambda **kw: _canvas(False, **kw),
+    "canvas_stn": lambda **kw: _canvas(True, **kw),
     "addition_stn": lambda transformers=2, **kw: _addition(transformers, **kw),
     "tutorial_stn": _tutorial,
     "tutorial_mnist_stn": _tutorial_mnist,

@@ -27,9 +27,10 @@ from typing import Callable, Union
 
 import torch
 from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
 
 from .data import random_crop_flip
-from .distortions import DISTORTIONS, distort, distort_each_channel
+from .distortions import DISTORTIONS, distort, distort_each_channel, on_canvas
 
 __all__ = ["Recipe", "AUGMENTATIONS", "CIFAR10", "MNIST", "DISTORTED_MNIST", "SEED", "RECIPES"]
 
@@ -41,6 +42,17 @@ def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) ->
     pixels, not the usual four: a run of a few epochs has too few passes to learn from
     stronger augmentation (airbench's choice, arXiv 2404.00498)."""
     return random_crop_flip(images, padding=2, flip=True, generator=generator)
+
+
+def canvas_augment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """CIFAR-10 on a canvas (:mod:`stn_utils.canvas`): every image mirrored left-right with
+    probability 1/2 (torchvision's ``horizontal_flip``), then placed on the 48x48 canvas
+    with a fresh random draw (:func:`stn_utils.distortions.on_canvas`), so no two epochs
+    show an image alike. (B, 3, 32, 32) -> (B, 3, 48, 48)."""
+    mirror = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+    images = torch.where(mirror[:, None, None, None], TF.horizontal_flip(images), images)
+    seed = int(torch.randint(2 ** 62, (), generator=generator))
+    return on_canvas(images, seed)[0]
 
 
 class FreshDistortion:
@@ -87,6 +99,7 @@ AUGMENTATIONS: dict[str, Augmentation | None] = {
     "none": None, "cifar10": cifar10_augment, "cifar10-alternating": AlternatingFlip(),
     **{f"distort-{name}": FreshDistortion(name) for name in DISTORTIONS},
     "distort-RTS-each-channel": FreshDistortion("RTS", each_channel=True),
+    "cifar10-canvas": canvas_augment,
 }
 
 SCHEDULES = ("onecycle", "constant")

@@ -41,7 +41,7 @@ from .recipes import PRECISIONS, Recipe
 
 __all__ = [
     "seed_everything", "pick_device", "autocast_dtype", "evaluate", "tta_logits", "shift_one_pixel",
-    "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "lr_factor", "Lookahead",
+    "predict", "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "lr_factor", "Lookahead",
     "train_epoch", "fit", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model", "CheckpointError",
     "TrainingDiverged",
 ]
@@ -174,6 +174,24 @@ def evaluate(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precis
         correct += (logits.argmax(1) == labels).sum().item()
     model.train(was_training)
     return {"loss": total_loss / len(data), "accuracy": correct / len(data)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precision: str = "fp32",
+            channels_last: bool = False, batch_size: int = 500, device=None) -> Tensor:
+    """The class ``model`` picks for every image of ``data``, (N,) on the CPU, measured as
+    :func:`evaluate` measures (same arguments), so that ``(predict(...) == data.labels)``
+    has :func:`evaluate`'s accuracy as its mean."""
+    device = device or next(model.parameters()).device
+    dtype = autocast_dtype(precision, device)
+    was_training = model.training
+    model.eval()
+    picked = []
+    for images, _ in data.batches(batch_size, device=device):
+        with _autocast(device, dtype):
+            picked.append(tta_logits(model, _prepare(images, channels_last), tta_level).argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(picked)
 
 
 def _evaluate_with(model: nn.Module, data: ImageDataset, recipe: Recipe, device) -> dict:

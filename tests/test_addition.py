@@ -231,7 +231,11 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
     printed = capsys.readouterr().out.splitlines()
     windows = [line for line in printed if line.startswith("| ST-CNN, two transformers | 0 |")]
     assert len(windows) == 1 and windows[0].count("|") == 7
-    summary = addition.window_summary(row["model"], test)
+    summary = addition.window_summary(row["model"], test, recipe=addition.addition_recipe("2st"))
     assert len(summary["sides"]) == 2 and 0 <= summary["same"] <= 100
+    groups = summary["groups"].values()
+    assert sum(share for share, _ in groups) == pytest.approx(100)
+    overall = sum(share * error for share, error in groups if error is not None) / 100
+    assert overall == pytest.approx(row["error"])          # predicted as the error was measured
     monkeypatch.setattr(addition, "EPOCHS", {"cnn": 1, "st": 1, "2st": 2})
     assert addition.saved_addition_row("2st", test, folder=tmp_path) is None           # another recipe

@@ -420,7 +420,8 @@ def test_mnist_body_errors():
 INPUTS = {"cifar_cnn": (3, 32, 32), "cifar_stn": (3, 32, 32), "mnist_cnn": (1, 28, 28),
           "mnist_stn": (1, 28, 28), "tutorial_stn": (3, 32, 32),
           "tutorial_mnist_stn": (1, 28, 28), "digit_cnn": (1, 28, 28), "digit_stn": (1, 28, 28),
-          "addition_cnn": (2, 42, 42), "addition_stn": (2, 42, 42)}
+          "addition_cnn": (2, 42, 42), "addition_stn": (2, 42, 42), "canvas_cnn": (3, 48, 48),
+          "canvas_stn": (3, 48, 48)}
 
 
 def test_every_model_has_an_input_shape_here():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import stn_utils.stored as stored
-from stn_utils import addition, experiments
+from stn_utils import addition, canvas, experiments
 from stn_utils.data import load_dataset, pad_to, randomly_rotated
 from stn_utils.models import build_model
 from stn_utils.training import evaluate
@@ -162,6 +162,26 @@ def test_each_stored_addition_model_loads_and_reproduces_its_test_error(name, mo
     # are unsure of far more pairs than the single-digit ones: their errors are 11 to 15 %)
     changed = round(abs(row["error"] - row["saved_error"]) * len(test) / 100)
     assert changed <= 10, (row["error"], row["saved_error"])
+
+
+CANVAS_MODELS = sorted(Path(path).stem for path in stored.manifest()
+                       if path.startswith(canvas.STORED_ROWS + "/") and path.endswith(".pt"))
+
+
+@pytest.mark.skipif(not (REAL_ROOT / "cifar10" / "test").is_dir(), reason=f"no CIFAR-10 copy at {REAL_ROOT}")
+@pytest.mark.parametrize("name", CANVAS_MODELS)
+def test_each_stored_canvas_model_loads_and_scores_as_its_row_says(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    model, _, seed = name.rpartition("-seed")
+    saved = json.loads(stored.stored_file(f"{canvas.STORED_ROWS}/{name}.json").read_text())
+    # the whole test set with test-time augmentation takes minutes; 1,000 placed test images
+    # (another draw than the full set's) must score within 3.5 standard errors of the row
+    test = canvas.cifar_canvas(train_subset=2, test_subset=1000).test
+    row = canvas.saved_canvas_row(model, test, seed=int(seed))
+    assert row is not None, f"{name} was trained with another recipe than canvas_recipe gives today"
+    accuracy, saved_accuracy = 100 - row["error"], 100 - saved["error"]
+    margin = 3.5 * 100 * (saved_accuracy / 100 * (1 - saved_accuracy / 100) / len(test)) ** 0.5
+    assert abs(accuracy - saved_accuracy) <= margin, (accuracy, saved_accuracy, margin)
 
 
 NOTEBOOK_RUNS = sorted(path[:-5] for path in stored.manifest()
