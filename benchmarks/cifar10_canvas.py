@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import sys
 from pathlib import Path
 
 import torch
 
-from distorted_mnist import train_missing
 from machine import cpu_name, describe
+from saved_rows import add_row_options, check_row_options, read_rows, train_missing
 from stn_utils.canvas import (
     COURSE_MODELS,
     MODELS,
@@ -97,25 +95,11 @@ def print_poses(rows: list[dict], args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", type=parse_row, default=[(m, 0) for m in COURSE_MODELS])
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the saved rows")
-    parser.add_argument("--table", action="store_true", help="print the table of the saved rows; train nothing")
+    add_row_options(parser, results=RESULTS, items="images")
     parser.add_argument("--poses", action="store_true",
                         help="with --table: also measure how the saved STN-CNNs' windows follow the true pose")
-    parser.add_argument("--rerun", action="store_true", help="train rows again even when they are saved")
-    parser.add_argument("--epochs", type=int, help="change the recipe's epochs (rows then differ from the course's)")
-    parser.add_argument("--train-subset", type=int, help="train on this many images")
-    parser.add_argument("--test-subset", type=int, help="test on this many images")
-    parser.add_argument("--smoke", action="store_true", help="2,000 training and 500 test images, 1 epoch")
-    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs, args.train_subset, args.test_subset = 1, 2000, 500
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be at least 1")
-    changed = args.epochs or args.train_subset or args.test_subset
-    if changed and not args.table and args.results == RESULTS:
-        parser.error("--smoke, --epochs and the subsets make rows unlike the course's; give them a folder of "
-                     "their own with --results, e.g. --results /tmp/canvas")
+    check_row_options(parser, args, results=RESULTS)
     device = pick_device(args.device)
 
     def train(key: tuple[str, int]) -> dict:
@@ -140,9 +124,7 @@ def main(argv=None) -> None:
                       summary=lambda row: f"{row['name']} seed {row['seed']}: {100 - row['error']:.2f} % test "
                                           f"accuracy, {row['seconds'] / 60:.1f} min of training "
                                           f"({row['epochs']} epochs)")
-    rows = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
-    if not rows:
-        sys.exit(f"no saved rows in {args.results}; train some first (without --table).")
+    rows = read_rows(args.results)
     machines = sorted({r["machine"] for r in rows})
     print(f"# {len(rows)} rows, trained on {' and '.join(machines)}; CIFAR-10 test accuracy with test-time "
           f"augmentation, %")

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import sys
 from pathlib import Path
 
 from machine import cpu_name, describe
+from saved_rows import add_row_options, check_row_options, read_rows, train_missing
 from stn_utils.distortions import DISTORTIONS
 from stn_utils.experiments import TABLE_MODELS, benchmark_table, distorted_mnist, distortion_recipe, train_row
-from stn_utils.files import atomic_write
 from stn_utils.stored import write_weights
 from stn_utils.training import pick_device
 from stn_utils.transforms import TRANSFORMS
@@ -71,35 +69,12 @@ def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
                 cpu=cpu_name(), machine=describe(device), date=datetime.date.today().isoformat())
 
 
-def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:
-    """Train every row of ``keys`` whose file ``path_for(key)`` is missing (all with
-    ``rerun``) and save each as JSON the moment it is done, so an interrupted run keeps its
-    finished rows; print ``summary(row)`` for each."""
-    for key in keys:
-        path = path_for(key)
-        if path.is_file() and not rerun:
-            continue
-        row = train(key)
-        atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
-        print(f"#   {summary(row)}", flush=True)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", type=parse_row, default=[parse_row(r) for r in ROWS])
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the saved rows")
-    parser.add_argument("--table", action="store_true", help="print the table of the saved rows; train nothing")
-    parser.add_argument("--rerun", action="store_true", help="train rows again even when they are saved")
-    parser.add_argument("--epochs", type=int, help="change the recipe's epochs (rows then differ from the course's)")
-    parser.add_argument("--train-subset", type=int, help="train on this many digits")
-    parser.add_argument("--test-subset", type=int, help="test on this many digits")
-    parser.add_argument("--smoke", action="store_true", help="2,000 training and 500 test digits, 1 epoch")
-    parser.add_argument("--device", default=None)
+    add_row_options(parser, results=RESULTS, items="digits")
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs, args.train_subset, args.test_subset = 1, 2000, 500
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    check_row_options(parser, args, results=RESULTS)
     device = pick_device(args.device)
     if not args.table:
         print(f"# {describe(device)}", flush=True)
@@ -108,9 +83,7 @@ def main(argv=None) -> None:
                       summary=lambda row: f"{row['distortion']} {row['model']} seed {row['seed']}: "
                                           f"{row['error']:.2f} % test error, {row['seconds'] / 60:.1f} min "
                                           f"of training ({row['epochs']} epochs)")
-    rows = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
-    if not rows:
-        sys.exit(f"no saved rows in {args.results}; train some first (without --table).")
+    rows = read_rows(args.results)
     machines = sorted({r["machine"] for r in rows})
     print(f"# {len(rows)} rows, trained on {' and '.join(machines)}; test error %: ours / the paper's")
     print(benchmark_table(rows))

@@ -21,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from distorted_mnist import train_missing
 from machine import cpu_name, describe
+from saved_rows import train_missing
 from stn_utils.experiments import CHOICES, STORED_CHOICES, choice_row, choices_table
 from stn_utils.training import pick_device
 

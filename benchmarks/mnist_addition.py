@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import sys
 from pathlib import Path
 
-from distorted_mnist import train_missing
 from machine import cpu_name, describe
+from saved_rows import add_row_options, check_row_options, read_rows, train_missing
 from stn_utils.addition import (
     COURSE_MODELS,
     MODELS,
@@ -84,21 +82,11 @@ def print_windows(rows: list[dict], args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", type=parse_row, default=[(m, 0) for m in COURSE_MODELS])
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the saved rows")
-    parser.add_argument("--table", action="store_true", help="print the table of the saved rows; train nothing")
+    add_row_options(parser, results=RESULTS, items="pairs")
     parser.add_argument("--windows", action="store_true",
                         help="with --table: also measure where each saved ST-CNN's windows go on the test pairs")
-    parser.add_argument("--rerun", action="store_true", help="train rows again even when they are saved")
-    parser.add_argument("--epochs", type=int, help="change the recipe's epochs (rows then differ from the course's)")
-    parser.add_argument("--train-subset", type=int, help="train on this many pairs")
-    parser.add_argument("--test-subset", type=int, help="test on this many pairs")
-    parser.add_argument("--smoke", action="store_true", help="2,000 training and 500 test pairs, 1 epoch")
-    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs, args.train_subset, args.test_subset = 1, 2000, 500
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    check_row_options(parser, args, results=RESULTS)
     device = pick_device(args.device)
     sets = {}
 
@@ -125,9 +113,7 @@ def main(argv=None) -> None:
         train_missing(args.rows, path, train, rerun=args.rerun,
                       summary=lambda row: f"{row['name']} seed {row['seed']}: {row['error']:.2f} % test error, "
                                           f"{row['seconds'] / 60:.1f} min of training ({row['epochs']} epochs)")
-    rows = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
-    if not rows:
-        sys.exit(f"no saved rows in {args.results}; train some first (without --table).")
+    rows = read_rows(args.results)
     machines = sorted({r["machine"] for r in rows})
     print(f"# {len(rows)} rows, trained on {' and '.join(machines)}; test error of the sum, %")
     print(addition_table(rows))

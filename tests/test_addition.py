@@ -214,6 +214,9 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
     assert benchmark.parse_row("2st:1") == ("2st", 1)
     with pytest.raises(Exception, match="MODEL"):
         benchmark.parse_row("3st")
+    with pytest.raises(SystemExit):
+        benchmark.main(["--smoke"])                                  # would write into the course's rows
+    assert "--results" in capsys.readouterr().err
     monkeypatch.setattr(addition, "EPOCHS", {"cnn": 1, "st": 1, "2st": 1})
     benchmark.main(["--rows", "cnn", "2st", "--train-subset", "24", "--test-subset", "16", "--results",
                     str(tmp_path)])

@@ -17,7 +17,9 @@ Two kinds of exercise:
 
 from __future__ import annotations
 
-__all__ = ["report", "check_function", "Case", "Mistake", "borrowed_name"]
+import math
+
+__all__ = ["report", "finite_numbers", "check_function", "Case", "Mistake", "borrowed_name"]
 
 _TODO = "replace the None above with your answer and run the cell again."
 
@@ -43,6 +45,16 @@ def report(passed: bool, hint: str = "", *, answer=0, todo: str = _TODO, detail:
     else:
         print("Not quite. " + hint)
     return bool(passed)
+
+
+def finite_numbers(answer, count: int) -> list[float] | None:
+    """``answer`` as ``count`` finite floats (a tuple or list of numbers), or ``None`` when
+    it is not that: for checks whose answer is a few numbers, e.g. ``(x, y, side)``."""
+    try:
+        values = [float(v) for v in answer]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == count and all(math.isfinite(v) for v in values) else None
 
 
 # Imported after report, which the module uses.

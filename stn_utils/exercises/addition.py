@@ -13,7 +13,7 @@ import numbers
 import torch
 
 from ..addition import ink_centroids
-from . import Case, Mistake, borrowed_name, check_function, report
+from . import Case, Mistake, borrowed_name, check_function, finite_numbers, report
 
 __all__ = ["check_guessing_error", "WINDOW_THETA", "check_window", "check_ink_centroids"]
 
@@ -57,11 +57,8 @@ def check_window(answer) -> bool:
             "canvas's 42 pixels.")
     if answer is None:
         return report(False, hint, answer=None)
-    try:
-        values = [float(v) for v in answer]
-    except (TypeError, ValueError):
-        values = []
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+    values = finite_numbers(answer, 3)
+    if values is None:
         return report(False, "Give three numbers, (x, y, side). " + hint, answer=answer)
     (a, _, x), (_, d, y) = WINDOW_THETA
     side = 42 * math.sqrt(abs(a * d))

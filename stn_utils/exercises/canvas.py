@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..canvas import CANVAS_SIZE, turned_width
-from . import Case, Mistake, borrowed_name, check_function, report
+from . import Case, Mistake, borrowed_name, check_function, finite_numbers, report
 
 __all__ = ["check_turned_width", "POSE_THETA", "check_pose"]
 
@@ -76,11 +76,8 @@ def check_pose(answer) -> bool:
             "spans that share of the canvas's 48 pixels; divide by the photograph's 32.")
     if answer is None:
         return report(False, hint, answer=None)
-    try:
-        values = [float(v) for v in answer]
-    except (TypeError, ValueError):
-        values = []
-    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+    values = finite_numbers(answer, 2)
+    if values is None:
         return report(False, "Give two numbers, (zoom, angle in degrees). " + hint, answer=answer)
     (a, _, _), (c, d, _) = POSE_THETA
     scale = math.sqrt(abs(a * d - POSE_THETA[0][1] * c))

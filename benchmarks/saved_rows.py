@@ -1,0 +1,56 @@
+"""What the row benchmarks share (distorted_mnist.py, mnist_addition.py, cifar10_canvas.py): their
+command-line options, training only the rows not yet saved, and reading the saved rows back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stn_utils.files import atomic_write
+
+
+def add_row_options(parser: argparse.ArgumentParser, *, results: Path, items: str) -> None:
+    """The options every row benchmark takes; ``items`` names what the subsets count ("digits")."""
+    parser.add_argument("--results", type=Path, default=results, help="folder of the saved rows")
+    parser.add_argument("--table", action="store_true", help="print the table of the saved rows; train nothing")
+    parser.add_argument("--rerun", action="store_true", help="train rows again even when they are saved")
+    parser.add_argument("--epochs", type=int, help="change the recipe's epochs (rows then differ from the course's)")
+    parser.add_argument("--train-subset", type=int, help=f"train on this many {items}")
+    parser.add_argument("--test-subset", type=int, help=f"test on this many {items}")
+    parser.add_argument("--smoke", action="store_true", help=f"2,000 training and 500 test {items}, 1 epoch")
+    parser.add_argument("--device", default=None)
+
+
+def check_row_options(parser: argparse.ArgumentParser, args: argparse.Namespace, *, results: Path) -> None:
+    """Apply ``--smoke`` and refuse what would make rows unlike the course's in its own folder."""
+    if args.smoke:
+        args.epochs, args.train_subset, args.test_subset = 1, 2000, 500
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    changed = args.epochs or args.train_subset or args.test_subset
+    if changed and not args.table and args.results.resolve() == results.resolve():
+        parser.error("--smoke, --epochs and the subsets make rows unlike the course's; give them a folder of "
+                     "their own with --results, e.g. --results /tmp/rows")
+
+
+def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:
+    """Train every row of ``keys`` whose file ``path_for(key)`` is missing (all with
+    ``rerun``) and save each as JSON the moment it is done, so an interrupted run keeps its
+    finished rows; print ``summary(row)`` for each."""
+    for key in keys:
+        path = path_for(key)
+        if path.is_file() and not rerun:
+            continue
+        row = train(key)
+        atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
+        print(f"#   {summary(row)}", flush=True)
+
+
+def read_rows(results: Path) -> list[dict]:
+    """Every saved row in ``results``, in file-name order; exits with a message when there is none."""
+    rows = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    if not rows:
+        sys.exit(f"no saved rows in {results}; train some first (without --table).")
+    return rows
