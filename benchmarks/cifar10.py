@@ -1,28 +1,36 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                 # the full comparison (about an hour on 2 CPU cores)
-    python benchmarks/cifar10.py --rows cnn stn  # the course's two models only (about 30 min)
-    python benchmarks/cifar10.py --epochs 1 --seed-epochs 1 --train-subset 5000   # a smoke run
-    python benchmarks/cifar10.py --speed-only    # only the throughput table (a few minutes)
-    python benchmarks/cifar10.py --rows cnn --set lookahead=False --widths 32,64,128
-                                                 # one choice changed: what did it buy?
-    python benchmarks/cifar10.py --rows stn --seed 1   # another seed: how far do results spread?
+    python benchmarks/cifar10.py                     # every row, in one run (about 2 hours on 2 CPU cores)
+    python benchmarks/cifar10.py --rows cnn stn      # the course's two models only (about 30 min)
+    python benchmarks/cifar10.py --table             # the table of the saved rows; trains nothing
+    python benchmarks/cifar10.py --smoke --results /tmp/rows   # a few-minute check of the pipeline
+    python benchmarks/cifar10.py --speed-only        # only the throughput table (a few minutes)
+    python benchmarks/cifar10.py --rows cnn --set lookahead=False --results /tmp/rows
+                                                     # one more choice changed: what did it buy?
 
-(a) "seed": the PyTorch tutorial's STN architecture with the seed notebook's recipe
-    (SGD lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN,
-    zero padding, 20 epochs).
-(b) "cnn" and (c) "stn": the course's models with ``stn_utils.recipes.CIFAR10`` (notebook 05's).
+Rows (``ROWS``, trained in this order):
+
+- ``cnn`` and ``stn``: the course's models with ``stn_utils.recipes.CIFAR10`` (notebook
+  05's); ``stn-seed1`` and ``cnn-seed1``: the same with seed 1.
+- ``stn-fp32``: the STN-CNN with bf16 turned off (``precision="fp32"``): the recipe on a
+  CPU without bf16 hardware.
+- ``short-*``: the CNN with the recipe's epochs cut to ``SHORT_EPOCHS`` and one choice of
+  the recipe undone at a time (``short-cnn`` undoes none): what each choice buys.
+- ``seed``: the PyTorch tutorial's STN architecture with the seed notebook's recipe (SGD
+  lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN, zero
+  padding, 20 epochs).
 
 All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR`` /
-``STN_DATA_SOURCE`` apply) on the same machine in one run. "wall time" is training plus
-the one test that gives the row's headline accuracy: with the recipe's test-time
-augmentation (mirror images and one-pixel shifts for the course's models, none for the
-seed); nothing is evaluated between epochs. The accuracy with fewer test-time views is
-given beside it.
+``STN_DATA_SOURCE`` apply). "wall time" is training plus the one test that gives the row's
+headline accuracy: with the recipe's test-time augmentation (mirror images and one-pixel
+shifts for the course's models, none for the seed); nothing is evaluated between epochs.
+The accuracy with fewer test-time views is given beside it. Each finished row is saved at
+once as ``<results>/<ROW>.json``, so an interrupted run keeps its rows and a second run
+trains only the missing ones (``--rerun``: all again).
 
 A second table gives training throughput (images per second, after warm-up) for the
 memory format and the precision: channels-last changes only the speed, bf16 autocast also
-rounds the convolutions' arithmetic (``--set precision=fp32`` trains a row without it).
+rounds the convolutions' arithmetic.
 """
 
 from __future__ import annotations
@@ -30,31 +38,68 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import datetime
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from machine import describe
+from machine import cpu_name, describe
+from saved_rows import add_row_options, check_row_options, read_rows, train_missing
 from stn_utils import recipes
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
 from stn_utils.recipes import Recipe
-from stn_utils.training import autocast_dtype, evaluate, fit, pick_device, seed_everything
+from stn_utils.training import autocast_dtype, evaluate, fit, log_epochs, pick_device, seed_everything
 
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "cifar10"
 # accuracy columns, by test-time augmentation level
 TTA_COLUMNS = {0: "test accuracy", 1: "with flip TTA", 2: "with flip + shift TTA"}
+SHORT_EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a model, the recipe it trains with, and the seed."""
+
+    model: str
+    recipe: Recipe
+    description: str
+    seed: int = 0
+    course: bool = True  # --set and --widths change the course's rows only
+
+
+def _short(description: str, **undo) -> Row:
+    """The CNN with SHORT_EPOCHS epochs and one choice undone; the whitening bias is
+    trained for the same share of the run as in the full recipe (3 of 10 epochs)."""
+    recipe = dataclasses.replace(recipes.CIFAR10, epochs=SHORT_EPOCHS,
+                                 whitening_bias_epochs=round(0.3 * SHORT_EPOCHS))
+    return Row("cifar_cnn", dataclasses.replace(recipe, **undo), f"CNN, {SHORT_EPOCHS} epochs, {description}")
+
+
 ROWS = {
-    "seed": ("tutorial_stn", recipes.SEED, "the seed: tutorial STN net, SGD 0.01, batch 64"),
-    "cnn": ("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10"),
-    "stn": ("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
+    "cnn": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10"),
+    "stn": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
+    "stn-seed1": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, seed 1", seed=1),
+    "stn-fp32": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32"),
+                    "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off)"),
+    "short-cnn": _short("the recipe"),
+    "short-cnn-random-flip": _short("random flips, not alternating", augment="cifar10"),
+    "short-cnn-batch1024": _short("airbench's batch 1,024 (the same step per image)", batch_size=1024, lr=1.5),
+    "short-cnn-schedule-0-0": _short("schedule from 0 to 0, peak at 20 %", lr_start=0.0, lr_end=0.0, warmup=0.2),
+    "short-cnn-l2-decay": _short("L2 decay on weights only, not decoupled", decoupled_decay=False),
+    "short-cnn-whitening-bias-trained": _short("whitening bias trained throughout", whitening_bias_epochs=None),
+    "cnn-seed1": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10, seed 1", seed=1),
+    "seed": Row("tutorial_stn", recipes.SEED, "the seed: tutorial STN net, SGD 0.01, batch 64", course=False),
 }
-NOT_SETTABLE = {"epochs"}  # --epochs sets it, for the course's rows
 
 
 def parse_overrides(pairs) -> dict:
     """``["lr=0.2", "precision=fp32", "tta_level=1"]`` -> changes to the course's Recipe."""
-    allowed = sorted(f.name for f in dataclasses.fields(Recipe) if f.name not in NOT_SETTABLE)
+    allowed = sorted(f.name for f in dataclasses.fields(Recipe) if f.name != "epochs")  # --epochs sets it
     overrides = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -68,37 +113,67 @@ def parse_overrides(pairs) -> dict:
     return overrides
 
 
-def train_row(row: str, train, test, epochs: int, device, overrides=None, widths=None, seed: int = 0) -> tuple:
-    """Train one row; the wall time covers training and the test the headline accuracy
-    needs (with the recipe's test-time augmentation), the other columns are computed after.
+def train_row(key: str, train, test, device, *, epochs=None, overrides=None, widths=None) -> dict:
+    """Train one row and measure it; returns the row as plain values.
 
-    ``overrides`` (Recipe fields) and ``widths`` (the body's) change the course's rows only;
-    the seed row is always the seed's. ``seed`` sets every row's initial weights, data
-    order and augmentation."""
-    name, recipe, description = ROWS[row]
-    model_kwargs = {}
-    recipe = dataclasses.replace(recipe, epochs=epochs)
-    if row != "seed":
+    The wall time covers training and the test the headline accuracy needs (with the
+    recipe's test-time augmentation); the other accuracy columns are computed after.
+    ``epochs`` changes every row's; ``overrides`` (Recipe fields) and ``widths`` (the
+    body's) change the course's rows only."""
+    row = ROWS[key]
+    recipe, model_kwargs, description = row.recipe, {}, row.description
+    changes = [f"epochs={epochs}"] if epochs else []
+    if epochs:
+        recipe = dataclasses.replace(recipe, epochs=epochs)
+    if row.course:
+        changes += [f"{name}={value}" for name, value in (overrides or {}).items()]
         recipe = dataclasses.replace(recipe, **(overrides or {}))
-        changes = [f"{key}={value}" for key, value in (overrides or {}).items()]
         if widths and tuple(widths) != CIFAR_WIDTHS:
             model_kwargs["widths"] = tuple(widths)
             changes.append(f"widths={','.join(map(str, widths))}")
-        if changes:
-            description += f" with {' '.join(changes)}"
-    if seed:
-        description += f", seed {seed}"
-    seed_everything(seed)
-    model = build_model(name, **model_kwargs)
+    if changes:
+        description += f" with {' '.join(changes)}"
+    seed_everything(row.seed)
+    model = build_model(row.model, **model_kwargs)
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
-    fit(model, train, None, recipe, device=device, seed=seed)
+    # one line per epoch on stderr, so that a long run shows its progress without touching the table
+    history = fit(model, train, None, recipe, device=device, seed=row.seed,
+                  callbacks=[lambda progress: log_epochs(progress, file=sys.stderr)])
     accuracies = {recipe.tta_level: _accuracy(model, test, recipe, recipe.tta_level, device)}
     wall = time.perf_counter() - started
     for level in range(recipe.tta_level):  # the same model with fewer test-time views
         accuracies[level] = _accuracy(model, test, recipe, level, device)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(recipe.precision, device)]
-    return (description, count_parameters(model), count_macs(model, (3, 32, 32)), epochs, precision, wall,
-            accuracies)
+    return {"row": key, "description": description, "model": row.model, "seed": row.seed,
+            "parameters": count_parameters(model), "macs": count_macs(model, (3, 32, 32)), "epochs": recipe.epochs,
+            "precision": precision, "seconds": wall, "training_seconds": history["seconds"][-1],
+            "accuracy": {str(level): value for level, value in sorted(accuracies.items())},
+            "train_loss": history["train_loss"], "train_acc": history["train_acc"], "recipe": recipe.to_dict(),
+            "train_images": len(train), "test_images": len(test), "machine": describe(device),
+            "cpu": cpu_name(), "started": started_at.isoformat(timespec="seconds")}
+
+
+def table_line(row: dict) -> str:
+    """A saved row as one line of the markdown table."""
+    cells = [f"{row['accuracy'][str(level)]:.2%}" if str(level) in row["accuracy"] else "-" for level in TTA_COLUMNS]
+    return (f"| {row['description']} | {row['parameters']:,} | {row['macs'] / 1e6:.1f} | {row['epochs']} | "
+            f"{row['precision']} | {row['seconds'] / 60:.1f} min | " + " | ".join(cells) + " |")
+
+
+def print_table(rows: list[dict]) -> None:
+    header = ("model", "parameters", "M MACs/image", "epochs", "precision", "wall time", *TTA_COLUMNS.values())
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    order = list(ROWS)
+    for row in sorted(rows, key=lambda row: order.index(row["row"]) if row["row"] in order else len(order)):
+        print(table_line(row))
+    seconds = {row["row"]: row["seconds"] for row in rows}
+    for stn, cnn in (("stn", "cnn"), ("stn-seed1", "cnn-seed1")):
+        if stn in seconds and cnn in seconds:
+            print(f"# {stn} / {cnn} wall time: {seconds[stn] / seconds[cnn]:.2f}x")
+    machines = sorted({row["machine"] for row in rows})
+    print("# " + "; ".join(f"rows ran on {machine}" for machine in machines))
 
 
 def _accuracy(model, test, recipe: Recipe, level: int, device) -> float:
@@ -163,18 +238,14 @@ def speed_table(train, device, steps: int, widths=None, rounds: int = 3) -> None
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--epochs", type=int, default=recipes.CIFAR10.epochs, help="epochs for the course's models")
-    parser.add_argument("--seed-epochs", type=int, default=20, help="epochs for the seed row")
-    parser.add_argument("--train-subset", type=int, default=None, help="train on this many images")
-    parser.add_argument("--test-subset", type=int, default=None, help="test on this many images")
+    add_row_options(parser, results=RESULTS, items="images")
     parser.add_argument("--speed-steps", type=int, default=8, help="timed steps per throughput row and round (0: skip)")
     parser.add_argument("--speed-only", action="store_true", help="print only the throughput table")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="change recipes.CIFAR10 for the course's rows, e.g. --set lr=0.2 precision=fp32")
+                        help="change the recipe of the course's rows, e.g. --set lr=0.2 precision=fp32")
     parser.add_argument("--widths", default=None, help="the course body's stage widths, e.g. 32,64,128")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of every row (weights, data order)")
-    parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
+    check_row_options(parser, args, results=RESULTS)
     try:
         overrides = parse_overrides(args.overrides)
         widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
@@ -182,10 +253,14 @@ def main(argv=None) -> None:
         parser.error(str(error))
     if widths is not None and (len(widths) != 3 or min(widths) < 1):
         parser.error(f"--widths takes three positive channel counts, e.g. 32,64,128; got {args.widths}")
-    if args.epochs < 1 or args.seed_epochs < 1:
-        parser.error("--epochs and --seed-epochs must be at least 1")
+    if (overrides or widths) and not args.table and args.results.resolve() == RESULTS.resolve():
+        parser.error("--set and --widths make rows unlike the course's; give them a folder of their own with "
+                     "--results, e.g. --results /tmp/rows")
     if args.speed_steps < 0:
         parser.error("--speed-steps must be 0 or more")
+    if args.table:
+        print_table(read_rows(args.results))
+        return
 
     train, test = load_dataset("cifar10", "train"), load_dataset("cifar10", "test")
     if args.train_subset:
@@ -193,24 +268,15 @@ def main(argv=None) -> None:
     if args.test_subset:
         test = test.subset(args.test_subset)
     device = pick_device(args.device)
-    print(f"# {describe(device)}; train {len(train)}, test {len(test)} images")
+    print(f"# {describe(device)}; train {len(train)}, test {len(test)} images", flush=True)
 
     if not args.speed_only:
-        # each row is printed as soon as it is measured, so a long run interrupted late keeps its rows
-        header = ("model", "parameters", "M MACs/image", "epochs", "precision", "wall time", *TTA_COLUMNS.values())
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header), flush=True)
-        times = {}
-        for row in args.rows:
-            description, params, macs, epochs, precision, seconds, accuracies = train_row(
-                row, train, test, args.seed_epochs if row == "seed" else args.epochs, device, overrides, widths,
-                args.seed)
-            times[row] = seconds
-            cells = [f"{accuracies[level]:.2%}" if level in accuracies else "-" for level in TTA_COLUMNS]
-            print(f"| {description} | {params:,} | {macs / 1e6:.1f} | {epochs} | {precision} | "
-                  f"{seconds / 60:.1f} min | " + " | ".join(cells) + " |", flush=True)
-        if "cnn" in times and "stn" in times:
-            print(f"# STN-CNN / CNN wall time: {times['stn'] / times['cnn']:.2f}x")
+        # each row is saved and printed as soon as it is measured, so a long run interrupted late keeps its rows
+        train_missing(args.rows, lambda key: args.results / f"{key}.json",
+                      lambda key: train_row(key, train, test, device, epochs=args.epochs, overrides=overrides,
+                                            widths=widths),
+                      rerun=args.rerun, summary=table_line)
+        print_table([row for row in read_rows(args.results) if row["row"] in args.rows])
     if args.speed_steps:
         speed_table(train, device, args.speed_steps, widths)
 

@@ -10,15 +10,15 @@ Every CIFAR-10 image is turned (+-45 degrees), scaled (0.7 to 1.0) and placed at
 black 48x48 canvas (``stn_utils.canvas``): afresh in every batch for training, one fixed,
 seeded draw of the 10,000 test images for testing. ``cnn`` is notebook 05's CNN on the
 whole canvas; ``stn`` puts an affine transformer in front of the same body, sampling a
-32x32 window. Both train with notebook 05's recipe (``stn_utils.canvas.canvas_recipe``),
+32x32 window. Both train with notebook 05's 8-epoch recipe (``stn_utils.canvas.canvas_recipe``),
 each for the epochs that keep it within 15 minutes on two CPU cores with bf16 (the CNN
 fewer: it pays for 2.25 times the pixels); ``stn-cnn-epochs`` is the STN-CNN trained for the
 CNN's epochs. Each
 finished row is saved at once as ``<results>/<MODEL>-seed<SEED>.json`` with its weights
 (fp16) as ``.pt``; a second run trains only the missing rows (``--rerun``: all again).
-The table's last line says how much of what the CNN loses on the canvas, against notebook
-05's stored CNN on plain CIFAR-10 (measured again here, with the same test-time
-augmentation), the STN-CNN wins back: the target is at least half.
+The table's last line says how much of what the CNN loses on the canvas, against the stored
+CNN of the same recipe on plain CIFAR-10 (``stn_utils.canvas.REFERENCE_RUN``, measured again
+here, with the same test-time augmentation), the STN-CNN wins back: the target is at least half.
 """
 
 from __future__ import annotations

@@ -265,7 +265,7 @@ def saved_run(folder, stem: str, recipe: Recipe, build, test: ImageDataset, *, d
             return None
         saved = json.loads(path.with_suffix(".json").read_text())
         weights = read_weights(path.with_suffix(".pt"))
-    if saved["recipe"] != recipe.to_dict():
+    if recipe.differences(saved["recipe"]):  # fields added since read as their defaults
         return None
     model = build()
     model.load_state_dict(weights)

@@ -15,6 +15,7 @@ Convention: paths are relative to the repository's root, with forward slashes, e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import torch
 
 from . import REPO_URL
 from .files import atomic_write
+from .recipes import Recipe
 
 __all__ = ["MANIFEST", "NOTEBOOK_RUNS", "manifest", "raw_url", "stored_file", "write_weights", "read_weights",
            "load_weights", "save_run", "load_run", "train_or_load", "sha256"]
@@ -132,12 +134,22 @@ def load_run(relative: str, model: torch.nn.Module, /, **expected) -> dict:
             ``model``, ``model_kwargs``, ``recipe``); nothing is loaded then.
     """
     record = json.loads(stored_file(relative + ".json").read_text())
-    differing = sorted(name for name, value in json.loads(json.dumps(expected)).items() if record.get(name) != value)
+    differing = sorted(name for name, value in json.loads(json.dumps(expected)).items()
+                       if not _same_entry(name, record.get(name), value))
     if differing:
         raise ValueError(f"the stored run {relative!r} was made with other {', '.join(differing)} than this "
                          f"notebook asks for; set TRAIN_HERE = True to train the model here instead.")
     model.load_state_dict(load_weights(relative + ".pt"))
     return record
+
+
+def _same_entry(name: str, stored, expected) -> bool:
+    """Whether a stored record's entry is the one expected; a stored ``recipe`` written before
+    a field of :class:`~stn_utils.recipes.Recipe` existed reads that field as its default."""
+    if name == "recipe" and isinstance(stored, dict) and isinstance(expected, dict):
+        defaults = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING}
+        stored = {**{key: value for key, value in defaults.items() if key in expected}, **stored}
+    return stored == expected
 
 
 def train_or_load(key: str, model: torch.nn.Module, train, /, *, train_here: bool, device=None, **record) -> dict:

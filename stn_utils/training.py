@@ -3,7 +3,7 @@
 :func:`fit` is built from small parts, in the order it uses them:
 
 - :func:`optimizer_for`: SGD with one parameter group per learning-rate scale and decay;
-- :func:`lr_factor`: the schedule, a factor of the peak rate at each step;
+- :func:`lr_factor` and :func:`schedule_for`: the schedule, a factor of the peak rate at each step;
 - :class:`Lookahead`: the decaying weight average some recipes train with;
 - :func:`train_epoch`: one pass over the training set;
 - :func:`evaluate`: test loss and accuracy, with test-time augmentation;
@@ -36,12 +36,13 @@ from torch import Tensor, nn
 
 from .data import ImageDataset, to_float
 from .files import atomic_write
-from .models import NORMS, SpatialTransformer, build_model
+from .models import NORMS, PatchWhitening, SpatialTransformer, build_model
 from .recipes import PRECISIONS, Recipe
 
 __all__ = [
     "seed_everything", "pick_device", "autocast_dtype", "evaluate", "tta_logits", "shift_one_pixel",
-    "predict", "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "lr_factor", "Lookahead",
+    "predict", "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "schedule_for",
+    "lr_factor", "Lookahead",
     "train_epoch", "fit", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model", "CheckpointError",
     "TrainingDiverged",
 ]
@@ -255,27 +256,62 @@ def log_epochs(progress: Progress, file=None) -> None:
 
 def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """``recipe.optimizer`` (SGD with Nesterov momentum, or AdamW with ``momentum`` as its
-    beta1) with one parameter group per (in a spatial transformer, in a norm layer, decays)
-    combination, so each gets its own rate and weight decay.
+    beta1) with one parameter group per (in a spatial transformer, in a norm layer, decays,
+    a whitening bias) combination, so each gets its own rate and weight decay.
 
-    Biases and norm parameters get no weight decay. Every :class:`SpatialTransformer`'s
-    parameters learn at ``recipe.stn_lr_scale`` of the rate: its zero-initialised theta
-    head otherwise swings the whole image in the first steps.
+    Every :class:`SpatialTransformer`'s parameters learn at ``recipe.stn_lr_scale`` of the
+    rate: its zero-initialised theta head otherwise swings the whole image in the first
+    steps. Norm parameters learn at ``recipe.norm_lr_scale``. Biases and norm parameters get
+    no weight decay, unless ``recipe.decoupled_decay``: then every parameter outside a
+    transformer shrinks by ``recipe.lr * recipe.weight_decay`` per step, whatever its group's
+    rate. A patch-whitening stem's bias gets a group of its own, marked
+    ``"whitening_bias": True``, so that :func:`fit` can freeze it after
+    ``recipe.whitening_bias_epochs``.
     """
     stn_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
     norm_ids = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
+    whitening_bias_ids = {id(m.conv.bias) for m in model.modules() if isinstance(m, PatchWhitening)}
     groups: dict[tuple, list] = {}
     for parameter in (p for p in model.parameters() if p.requires_grad):
-        key = (id(parameter) in stn_ids, id(parameter) in norm_ids, parameter.ndim > 1)
+        in_stn = id(parameter) in stn_ids
+        decays = parameter.ndim > 1 or (recipe.decoupled_decay and not in_stn)
+        key = (in_stn, id(parameter) in norm_ids, decays, id(parameter) in whitening_bias_ids)
         groups.setdefault(key, []).append(parameter)
+
     def rate(in_stn: bool, in_norm: bool) -> float:
         return recipe.lr * (recipe.stn_lr_scale if in_stn else 1.0) * (recipe.norm_lr_scale if in_norm else 1.0)
 
-    settings = [{"params": params, "weight_decay": recipe.weight_decay if decays else 0.0, "lr": rate(in_stn, in_norm)}
-                for (in_stn, in_norm, decays), params in groups.items()]
+    def decay(in_stn: bool, in_norm: bool, decays: bool) -> float:
+        if not decays:
+            return 0.0
+        if recipe.decoupled_decay and not in_stn:  # the same shrink per step in every group
+            group_rate = rate(in_stn, in_norm)
+            return recipe.weight_decay * recipe.lr / group_rate if group_rate > 0 else 0.0
+        return recipe.weight_decay
+
+    settings = [{"params": params, "weight_decay": decay(in_stn, in_norm, decays), "lr": rate(in_stn, in_norm),
+                 "whitening_bias": whitening}
+                for (in_stn, in_norm, decays, whitening), params in groups.items()]
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(settings, lr=recipe.lr, betas=(recipe.momentum, 0.999))
     return torch.optim.SGD(settings, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
+
+
+def schedule_for(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
+    """The learning-rate schedule of a run: :func:`lr_factor` for every group, except that a
+    group marked ``"whitening_bias"`` (:func:`optimizer_for`) stops learning after
+    ``recipe.whitening_bias_epochs`` epochs (its rate becomes 0, so neither its gradient nor
+    its weight decay moves it; the model is left as it is, which keeps a distributed run's
+    parameters alike)."""
+    total = recipe.epochs * steps_per_epoch
+
+    def factor(group: dict):
+        if group.get("whitening_bias") and recipe.whitening_bias_epochs is not None:
+            until = recipe.whitening_bias_epochs * steps_per_epoch
+            return lambda step: lr_factor(step, total, recipe) if step < until else 0.0
+        return lambda step: lr_factor(step, total, recipe)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(group) for group in optimizer.param_groups])
 
 
 def lr_factor(step: int, total_steps: int, recipe: Recipe) -> float:
@@ -412,9 +448,10 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe
     plain = _unwrap(model).to(device)
     if recipe.channels_last:
         plain.to(memory_format=torch.channels_last)
-    steps = recipe.epochs * math.ceil(len(train) / recipe.batch_size)
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    steps = recipe.epochs * steps_per_epoch
     optimizer = optimizer_for(plain, recipe)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, recipe))
+    scheduler = schedule_for(optimizer, recipe, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(recipe.precision, device) == torch.float16)
     lookahead = Lookahead(steps, recipe.batch_size) if recipe.lookahead else None
     generator = torch.Generator().manual_seed(seed)

@@ -18,6 +18,7 @@ def load_benchmark():
         sys.path.insert(0, str(REPO / "benchmarks"))  # as when run as a script: its folder is on the path
     spec = importlib.util.spec_from_file_location("cifar10_benchmark", REPO / "benchmarks" / "cifar10.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up by name
     spec.loader.exec_module(module)
     return module
 
@@ -29,10 +30,14 @@ def fake_cifar(name, split, **kwargs):
     return ImageDataset(images, torch.arange(count) % 10, tuple(str(i) for i in range(10)))
 
 
-def test_table_has_a_row_per_model_and_tta_columns_only_where_the_recipe_uses_them(monkeypatch, capsys):
+def run(benchmark, tmp_path, *argv):
+    benchmark.main([*argv, "--results", str(tmp_path), "--speed-steps", "0"])
+
+
+def test_table_has_a_row_per_model_and_tta_columns_only_where_the_recipe_uses_them(monkeypatch, capsys, tmp_path):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
-    benchmark.main(["--rows", "seed", "cnn", "stn", "--epochs", "1", "--seed-epochs", "1", "--speed-steps", "0"])
+    run(benchmark, tmp_path, "--rows", "seed", "cnn", "stn", "--epochs", "1")
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("| model"))
     assert header.endswith("| test accuracy | with flip TTA | with flip + shift TTA |")
@@ -42,57 +47,88 @@ def test_table_has_a_row_per_model_and_tta_columns_only_where_the_recipe_uses_th
     assert seed[-3:] != ["-", "-", "- |"] and seed[-2:] == ["-", "- |"]  # the seed recipe has no TTA
     for cells in (cnn, stn):
         assert all(cell.rstrip(" |").endswith("%") for cell in cells[-3:])
-    assert any(line.startswith("# STN-CNN / CNN wall time:") for line in lines)
+    assert any(line.startswith("# stn / cnn wall time:") for line in lines)
     assert all(cells[4] in ("fp32", "bf16") for cells in (seed, cnn, stn))
     assert seed[4] == "fp32"  # the seed's recipe never autocasts
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["cnn.json", "seed.json", "stn.json"]
 
 
-def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys):
+def test_saved_rows_are_not_trained_again_and_table_prints_them(monkeypatch, capsys, tmp_path):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    run(benchmark, tmp_path, "--rows", "cnn", "--epochs", "1")
+    first = capsys.readouterr().out
+    monkeypatch.setattr(benchmark, "fit", lambda *args, **kwargs: pytest.fail("a saved row was trained again"))
+    run(benchmark, tmp_path, "--rows", "cnn", "--epochs", "1")
+    benchmark.main(["--table", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    line = next(line for line in first.splitlines() if line.startswith("| course CNN"))
+    assert out.count(line) == 2 and "# rows ran on " in out
+
+
+def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys, tmp_path):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
     seen = []
     original = benchmark.fit
 
     def spy(model, train, test, recipe, **kwargs):
-        seen.append((type(model.body[-1]).__name__, getattr(model.body[2], "out_channels", None), recipe))
+        seen.append((getattr(model.body[2], "out_channels", None), recipe))
         return original(model, train, test, recipe, **kwargs)
 
     monkeypatch.setattr(benchmark, "fit", spy)
-    benchmark.main(["--rows", "seed", "cnn", "--epochs", "1", "--seed-epochs", "1", "--speed-steps", "0",
-                    "--set", "lookahead=False", "precision=fp32", "tta_level=1", "--widths", "8,8,16"])
-    (_, _, seed_recipe), (_, width, cnn_recipe) = seen
+    run(benchmark, tmp_path, "--rows", "seed", "cnn", "--epochs", "1",
+        "--set", "lookahead=False", "precision=fp32", "tta_level=1", "--widths", "8,8,16")
+    (_, seed_recipe), (width, cnn_recipe) = seen
     assert seed_recipe == dataclasses.replace(benchmark.recipes.SEED, epochs=1)
     assert width == 8 and cnn_recipe.lookahead is False and cnn_recipe.precision == "fp32"
     assert cnn_recipe.tta_level == 1 and cnn_recipe.epochs == 1
     out = capsys.readouterr().out
-    assert "with lookahead=False precision=fp32 tta_level=1 widths=8,8,16 |" in out
+    assert "with epochs=1 lookahead=False precision=fp32 tta_level=1 widths=8,8,16 |" in out
 
 
-def test_seed_option_seeds_the_weights_and_the_data_order(monkeypatch, capsys):
+def test_rows_seed_their_weights_and_data_order(monkeypatch, capsys, tmp_path):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
     seen = []
 
     def spy(model, train, test, recipe, **kwargs):
         seen.append((kwargs["seed"], model.body[-2].weight.detach().clone()))
-        return {}
+        return {"seconds": [0.0], "train_loss": [0.0], "train_acc": [0.0]}
 
     monkeypatch.setattr(benchmark, "fit", spy)
-    for seed in ("0", "1"):
-        benchmark.main(["--rows", "cnn", "--epochs", "1", "--speed-steps", "0", "--seed", seed])
+    run(benchmark, tmp_path, "--rows", "cnn", "cnn-seed1", "--epochs", "1")
     (seed_0, weights_0), (seed_1, weights_1) = seen
     assert (seed_0, seed_1) == (0, 1) and not torch.equal(weights_0, weights_1)
     out = capsys.readouterr().out
-    assert "| course CNN, recipes.CIFAR10, seed 1 |" in out and "| course CNN, recipes.CIFAR10 |" in out
+    assert "| course CNN, recipes.CIFAR10, seed 1 with epochs=1 |" in out
 
 
-def test_bad_overrides_are_refused(monkeypatch, capsys):
+def test_each_short_row_undoes_one_choice_of_the_recipe():
+    benchmark = load_benchmark()
+    base = benchmark.ROWS["short-cnn"].recipe
+    assert base.epochs == benchmark.SHORT_EPOCHS
+    assert base == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=base.epochs,
+                                       whitening_bias_epochs=base.whitening_bias_epochs)
+    for key, row in benchmark.ROWS.items():
+        if key.startswith("short-cnn-"):
+            changed = {name for name, value in row.recipe.to_dict().items() if base.to_dict()[name] != value}
+            assert changed and changed <= {"augment", "batch_size", "lr", "lr_start", "lr_end", "warmup",
+                                           "decoupled_decay", "whitening_bias_epochs"}, key
+            assert len(changed) == 1 or changed in ({"batch_size", "lr"}, {"lr_start", "lr_end", "warmup"}), key
+    fp32 = benchmark.ROWS["stn-fp32"].recipe
+    assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32")
+
+
+def test_bad_options_are_refused(monkeypatch, capsys, tmp_path):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
     for argv, message in ((["--set", "learning_rate=0.1"], "--set takes KEY=VALUE with KEY one of"),
                           (["--set", "lr"], "got 'lr'"),
                           (["--set", "tta_level=5"], "Recipe.tta_level must be 0, 1 or 2"),
-                          (["--widths", "8,8"], "--widths takes three positive channel counts")):
+                          (["--widths", "8,8"], "--widths takes three positive channel counts"),
+                          (["--set", "lr=0.2"], "give them a folder of their own with --results"),
+                          (["--smoke"], "give them a folder of their own with --results")):
         with pytest.raises(SystemExit):
             benchmark.main(argv)
         assert message in capsys.readouterr().err

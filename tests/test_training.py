@@ -411,6 +411,9 @@ def test_resume_refuses_a_checkpoint_of_another_recipe_and_names_the_fields(tmp_
     (dict(lookahead=1), "Recipe.lookahead must be True or False"),
     (dict(augment="rotate"), "Recipe.augment must be one of \\['cifar10', .*'none'\\] or a function"),
     (dict(warmup=1.5), r"Recipe.warmup must be in \[0, 1\]"),
+    (dict(whitening_bias_epochs=-1), "Recipe.whitening_bias_epochs must be None or a whole number >= 0"),
+    (dict(whitening_bias_epochs=2.0), "Recipe.whitening_bias_epochs must be None or a whole number >= 0"),
+    (dict(decoupled_decay="yes"), "Recipe.decoupled_decay must be True or False"),
 ])
 def test_recipe_refuses_bad_values(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -437,7 +440,14 @@ def test_recipe_is_frozen_and_lists_its_differences():
     assert variant.differences(base.to_dict()) == ["lr: 0.75 -> 0.5", "tta_level: 2 -> 0"]
     assert base.differences(base.to_dict()) == []
     assert recipe(augment=crop1).to_dict()["augment"].endswith("test_training.crop1")
-    assert recipes.CIFAR10.augmentation is recipes.cifar10_augment and recipes.MNIST.augmentation is None
+    assert recipes.CIFAR10_8EPOCH.augmentation is recipes.cifar10_augment and recipes.MNIST.augmentation is None
+
+
+def test_a_field_missing_from_a_stored_recipe_reads_as_its_default():
+    """A checkpoint written before a field existed trained as the field's default says."""
+    stored = {k: v for k, v in recipe().to_dict().items() if k not in ("decoupled_decay", "whitening_bias_epochs")}
+    assert recipe().differences(stored) == []
+    assert recipe(decoupled_decay=True).differences(stored) == ["decoupled_decay: False -> True"]
 
 
 # --- save_checkpoint / load_checkpoint ------------------------------------------------------
@@ -622,6 +632,50 @@ def test_fit_prepares_the_whitening_stem_once(tmp_path):
     assert bool(restored[0].fitted) and torch.equal(restored[0].conv.weight, fitted)
 
 
+def test_the_whitening_bias_is_frozen_after_its_epochs(tmp_path):
+    torch.manual_seed(0)
+    model, data = WhitenedNet(), bright_dark(64)
+    biases = []
+    remember = lambda progress: progress.event == "epoch" and biases.append(model[0].conv.bias.detach().clone())  # noqa: E731
+    train(model, data, epochs=3, whitening_bias_epochs=1, momentum=0.9, weight_decay=0.1, decoupled_decay=True,
+          callbacks=[remember])
+    assert not torch.equal(biases[0], torch.zeros_like(biases[0]))  # it learned in epoch 1 ...
+    assert torch.equal(biases[0], biases[1]) and torch.equal(biases[1], biases[2])  # ... and nothing after
+    assert not torch.equal(model[4].weight, WhitenedNet()[4].weight)
+    torch.manual_seed(0)
+    throughout = WhitenedNet()
+    train(throughout, data, epochs=3, momentum=0.9)
+    assert not torch.equal(throughout[0].conv.bias, biases[0])
+
+
+def test_decoupled_decay_shrinks_every_group_alike_but_not_the_transformer():
+    """airbench's decoupling: lr * weight_decay per step in every group, biases and norm
+    shifts included; the transformer keeps L2 on its weights, at its own rate."""
+    from stn_utils.models import build_model
+    model = build_model("cifar_stn", widths=(8, 8, 8))
+    coupled = training_module.optimizer_for(model, recipe(weight_decay=0.01, norm_lr_scale=64, stn_lr_scale=0.1))
+    decoupled = training_module.optimizer_for(model, recipe(weight_decay=0.01, norm_lr_scale=64, stn_lr_scale=0.1,
+                                                            decoupled_decay=True))
+    shrink = {}
+    for name, optimizer in (("coupled", coupled), ("decoupled", decoupled)):
+        per_parameter = {id(p): group["lr"] * group["weight_decay"] for group in optimizer.param_groups
+                         for p in group["params"]}
+        shrink[name] = {name: per_parameter[id(p)] for name, p in model.named_parameters() if p.requires_grad}
+    norm_shift = next(name for name in shrink["coupled"] if name.startswith("body.4."))   # a batch norm's bias
+    whitening_bias = "body.0.conv.bias"
+    body_weight = "body.2.weight"
+    assert shrink["coupled"][norm_shift] == 0 and shrink["coupled"][whitening_bias] == 0
+    assert shrink["decoupled"][norm_shift] == pytest.approx(0.1 * 0.01)
+    assert shrink["decoupled"][whitening_bias] == pytest.approx(0.1 * 0.01)
+    assert shrink["decoupled"][body_weight] == shrink["coupled"][body_weight] == pytest.approx(0.1 * 0.01)
+    for name in shrink["coupled"]:
+        if name.startswith("stn."):
+            assert shrink["decoupled"][name] == shrink["coupled"][name]  # untouched by the decoupling
+            assert (shrink["decoupled"][name] == 0) == name.endswith("bias")
+    marked = [group for group in decoupled.param_groups if group["whitening_bias"]]
+    assert [len(group["params"]) for group in marked] == [1] and marked[0]["params"][0] is model.body[0].conv.bias
+
+
 def test_a_model_without_prepare_is_not_scanned_for_a_stem():
     from stn_utils.models import PatchWhitening
     torch.manual_seed(0)
@@ -674,6 +728,24 @@ def test_autocast_dtype_auto_follows_the_hardware(monkeypatch):
     assert training_module.autocast_dtype("auto", "cuda") is torch.float16  # e.g. a T4: its fp16 tensor cores
     assert training_module.autocast_dtype("auto", "mps") is None
     assert training_module.autocast_dtype("fp16", "cpu") is torch.float16
+
+
+def test_fit_scales_the_loss_exactly_when_it_computes_in_fp16(monkeypatch):
+    """The gradient scaler is on for fp16 (a T4's "auto") and off otherwise: bf16 keeps
+    fp32's exponent range, so its small gradients need no scaling."""
+    made = []
+    real = torch.amp.GradScaler
+
+    class Recording(real):
+        def __init__(self, *args, enabled=True, **kwargs):
+            made.append(enabled)
+            super().__init__(*args, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", Recording)
+    monkeypatch.setattr(training_module, "_native_bf16", lambda device: False)   # a CPU without bf16
+    for precision in ("fp32", "bf16", "fp16", "auto"):
+        train(linear_model(), bright_dark(16), precision=precision)
+    assert made == [False, False, True, False]   # "auto" on such a CPU: fp32
 
 
 def test_native_bf16_reads_the_cpu_flags(monkeypatch):

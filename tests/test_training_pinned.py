@@ -71,7 +71,8 @@ def test_cifar10_recipe_history_is_pinned():
     here), 2-pixel crops and flips, label smoothing, and the six-view test."""
     seed_everything(0)
     model = Float64(build_model("cifar_stn", widths=(16, 32, 32)))
-    recipe = dataclasses.replace(recipes.CIFAR10, epochs=4, batch_size=128, precision="fp32", channels_last=False)
+    recipe = dataclasses.replace(recipes.CIFAR10_8EPOCH, epochs=4, batch_size=128, precision="fp32",
+                                 channels_last=False)
     history = fit(model, synthetic(2048, 3, 16, 1), synthetic(256, 3, 16, 2), recipe, seed=0, device="cpu")
     assert_history(history, CIFAR_HISTORY)
 

@@ -9,7 +9,8 @@ The stored files are the distorted-MNIST benchmark's rows and weights
 (benchmarks/results/distorted_mnist/*.json and *.pt) and the rows of its comparison of the
 recipe's choices (benchmarks/results/distorted_mnist_choices/*.json), which notebook 06 loads,
 the MNIST-addition and CIFAR-10-canvas benchmarks' rows and weights
-(benchmarks/results/mnist_addition/ and cifar10_canvas/), which notebooks 08 and 07 load, and
+(benchmarks/results/mnist_addition/ and cifar10_canvas/), which notebooks 08 and 07 load, the
+CIFAR-10 benchmark's rows (benchmarks/results/cifar10/*.json), which notebook 05 prints, and
 the notebooks' own models (notebooks/stored/*.pt and *.json, see stn_utils.stored.save_run).
 """
 
@@ -27,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from stn_utils.stored import MANIFEST, NOTEBOOK_RUNS, sha256  # noqa: E402
 
 FOLDERS = ["benchmarks/results/distorted_mnist", "benchmarks/results/distorted_mnist_choices",
-           "benchmarks/results/mnist_addition", "benchmarks/results/cifar10_canvas", NOTEBOOK_RUNS]
+           "benchmarks/results/mnist_addition", "benchmarks/results/cifar10_canvas", "benchmarks/results/cifar10",
+           NOTEBOOK_RUNS]
 
 
 def current() -> dict[str, str]:
