@@ -239,8 +239,8 @@ def _require(condition: bool, name: str, expected: str) -> None:
 
 # Notebook 05 and benchmarks/cifar10.py: airbench94's recipe (arXiv 2404.00498) at batch 512
 # with a mean loss. lr 0.75 with Nesterov momentum 0.85 gives each image the step it has there
-# (11.5 per 1,024 images of a summed loss); airbench's batch of 1,024 trained 8 % fewer images
-# per second on two CPU cores (Zen 5, bf16). The same decay per image, decoupled from each
+# (11.5 per 1,024 images of a summed loss); airbench's batch of 1,024 trained fewer images
+# per second on two CPU cores (Zen 5, bf16) in a short probe. The same decay per image, decoupled from each
 # group's rate; norm shifts learn 64x faster; a one-cycle schedule from 0.2 of the peak,
 # peaking at 23 % of the run and ending at 0.07; label smoothing 0.2; lookahead; alternating
 # flips; the whitening bias trained for 3 epochs. The STN steps at 1 % of the classifier's
