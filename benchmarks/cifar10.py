@@ -1,6 +1,6 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py                     # every row, in one run (about 2 hours on 2 CPU cores)
+    python benchmarks/cifar10.py --speed-steps 0     # every row, in one run, no throughput table (2.5 h on 2 cores)
     python benchmarks/cifar10.py --rows cnn stn      # the course's two models only (about 30 min)
     python benchmarks/cifar10.py --table             # the table of the saved rows; trains nothing
     python benchmarks/cifar10.py --smoke --results /tmp/rows   # a few-minute check of the pipeline
@@ -12,10 +12,11 @@ Rows (``ROWS``, trained in this order):
 
 - ``cnn`` and ``stn``: the course's models with ``stn_utils.recipes.CIFAR10`` (notebook
   05's); ``stn-seed1`` and ``cnn-seed1``: the same with seed 1.
-- ``stn-fp32``: the STN-CNN with bf16 turned off (``precision="fp32"``): the recipe on a
-  CPU without bf16 hardware.
+- ``stn-10-epochs``: the STN-CNN with the recipe cut to airbench's length, 10 epochs.
 - ``short-*``: the CNN with the recipe's epochs cut to ``SHORT_EPOCHS`` and one choice of
   the recipe undone at a time (``short-cnn`` undoes none): what each choice buys.
+- ``stn-fp32`` and ``stn-fp32-8-epochs``: the STN-CNN with bf16 turned off
+  (``precision="fp32"``) and 10 or 8 epochs: settings for a CPU without bf16 hardware.
 - ``seed``: the PyTorch tutorial's STN architecture with the seed notebook's recipe (SGD
   lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN, zero
   padding, 20 epochs).
@@ -26,7 +27,8 @@ headline accuracy: with the recipe's test-time augmentation (mirror images and o
 shifts for the course's models, none for the seed); nothing is evaluated between epochs.
 The accuracy with fewer test-time views is given beside it. Each finished row is saved at
 once as ``<results>/<ROW>.json``, so an interrupted run keeps its rows and a second run
-trains only the missing ones (``--rerun``: all again).
+trains only the missing ones (``--rerun``: all again). A saved row whose recipe is no
+longer its row's is refused, never overwritten: move it away, or pass ``--rerun``.
 
 A second table gives training throughput (images per second, after warm-up) for the
 memory format and the precision: channels-last changes only the speed, bf16 autocast also
@@ -39,6 +41,8 @@ import argparse
 import ast
 import dataclasses
 import datetime
+import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -74,9 +78,10 @@ class Row:
 
 def _short(description: str, **undo) -> Row:
     """The CNN with SHORT_EPOCHS epochs and one choice undone; the whitening bias is
-    trained for the same share of the run as in the full recipe (3 of 10 epochs)."""
-    recipe = dataclasses.replace(recipes.CIFAR10, epochs=SHORT_EPOCHS,
-                                 whitening_bias_epochs=round(0.3 * SHORT_EPOCHS))
+    trained for the full recipe's share of the run, rounded up to whole epochs."""
+    full = recipes.CIFAR10
+    share = math.ceil(SHORT_EPOCHS * full.whitening_bias_epochs / full.epochs)  # at least one epoch
+    recipe = dataclasses.replace(full, epochs=SHORT_EPOCHS, whitening_bias_epochs=share)
     return Row("cifar_cnn", dataclasses.replace(recipe, **undo), f"CNN, {SHORT_EPOCHS} epochs, {description}")
 
 
@@ -84,15 +89,21 @@ ROWS = {
     "cnn": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10"),
     "stn": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
     "stn-seed1": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, seed 1", seed=1),
-    "stn-fp32": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32"),
-                    "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off)"),
+    "cnn-seed1": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10, seed 1", seed=1),
+    "stn-10-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, epochs=10),
+                         "course STN-CNN, recipes.CIFAR10 cut to 10 epochs"),
     "short-cnn": _short("the recipe"),
+    "short-cnn-lookahead-epoch-end": _short("weights set to the lookahead average at every epoch's end",
+                                            lookahead_epoch_end=True),
     "short-cnn-random-flip": _short("random flips, not alternating", augment="cifar10"),
     "short-cnn-batch1024": _short("airbench's batch 1,024 (the same step per image)", batch_size=1024, lr=1.5),
     "short-cnn-schedule-0-0": _short("schedule from 0 to 0, peak at 20 %", lr_start=0.0, lr_end=0.0, warmup=0.2),
     "short-cnn-l2-decay": _short("L2 decay on weights only, not decoupled", decoupled_decay=False),
     "short-cnn-whitening-bias-trained": _short("whitening bias trained throughout", whitening_bias_epochs=None),
-    "cnn-seed1": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10, seed 1", seed=1),
+    "stn-fp32": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32", epochs=10),
+                    "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off), 10 epochs"),
+    "stn-fp32-8-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32", epochs=8),
+                             "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off), 8 epochs"),
     "seed": Row("tutorial_stn", recipes.SEED, "the seed: tutorial STN net, SGD 0.01, batch 64", course=False),
 }
 
@@ -113,13 +124,10 @@ def parse_overrides(pairs) -> dict:
     return overrides
 
 
-def train_row(key: str, train, test, device, *, epochs=None, overrides=None, widths=None) -> dict:
-    """Train one row and measure it; returns the row as plain values.
-
-    The wall time covers training and the test the headline accuracy needs (with the
-    recipe's test-time augmentation); the other accuracy columns are computed after.
-    ``epochs`` changes every row's; ``overrides`` (Recipe fields) and ``widths`` (the
-    body's) change the course's rows only."""
+def row_setup(key: str, *, epochs=None, overrides=None, widths=None) -> tuple[Recipe, dict, str]:
+    """The recipe, model arguments and description of row ``key`` with the command line's
+    changes: ``epochs`` changes every row's; ``overrides`` (Recipe fields) and ``widths``
+    (the body's) change the course's rows only."""
     row = ROWS[key]
     recipe, model_kwargs, description = row.recipe, {}, row.description
     changes = [f"epochs={epochs}"] if epochs else []
@@ -133,6 +141,38 @@ def train_row(key: str, train, test, device, *, epochs=None, overrides=None, wid
             changes.append(f"widths={','.join(map(str, widths))}")
     if changes:
         description += f" with {' '.join(changes)}"
+    return recipe, model_kwargs, description
+
+
+def stale_rows(keys, results: Path, *, train_images: int, test_images: int, **changes) -> list[str]:
+    """``"ROW: field: saved -> now"`` for every saved row of ``keys`` in ``results`` that was
+    trained with another recipe, model or number of images than its row now has
+    (``changes`` as for :func:`row_setup`)."""
+    stale = []
+    for key in keys:
+        path = results / f"{key}.json"
+        if not path.is_file():
+            continue
+        saved = json.loads(path.read_text())
+        recipe, _, description = row_setup(key, **changes)
+        differences = recipe.differences(saved["recipe"])
+        if saved.get("model") != ROWS[key].model or saved.get("description") != description:
+            differences.append(f"description: {saved.get('description')!r} -> {description!r}")
+        for name, count in (("train_images", train_images), ("test_images", test_images)):
+            if saved.get(name) != count:
+                differences.append(f"{name}: {saved.get(name)} -> {count}")
+        stale += [f"{key}: {difference}" for difference in differences]
+    return stale
+
+
+def train_row(key: str, train, test, device, *, epochs=None, overrides=None, widths=None) -> dict:
+    """Train one row and measure it; returns the row as plain values.
+
+    The wall time covers training and the test the headline accuracy needs (with the
+    recipe's test-time augmentation); the other accuracy columns are computed after.
+    ``epochs``, ``overrides`` and ``widths``: see :func:`row_setup`."""
+    row = ROWS[key]
+    recipe, model_kwargs, description = row_setup(key, epochs=epochs, overrides=overrides, widths=widths)
     seed_everything(row.seed)
     model = build_model(row.model, **model_kwargs)
     started_at = datetime.datetime.now(datetime.timezone.utc)
@@ -267,6 +307,12 @@ def main(argv=None) -> None:
         train = train.subset(args.train_subset)
     if args.test_subset:
         test = test.subset(args.test_subset)
+    stale = [] if args.rerun or args.speed_only else stale_rows(
+        args.rows, args.results, train_images=len(train), test_images=len(test), epochs=args.epochs,
+        overrides=overrides, widths=widths)
+    if stale:
+        parser.error(f"saved rows in {args.results} were trained otherwise than their rows are now ("
+                     + "; ".join(stale) + "). Move them away to keep them, or pass --rerun to train them again.")
     device = pick_device(args.device)
     print(f"# {describe(device)}; train {len(train)}, test {len(test)} images", flush=True)
 

@@ -15,7 +15,6 @@ Convention: paths are relative to the repository's root, with forward slashes, e
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -147,8 +146,7 @@ def _same_entry(name: str, stored, expected) -> bool:
     """Whether a stored record's entry is the one expected; a stored ``recipe`` written before
     a field of :class:`~stn_utils.recipes.Recipe` existed reads that field as its default."""
     if name == "recipe" and isinstance(stored, dict) and isinstance(expected, dict):
-        defaults = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING}
-        stored = {**{key: value for key, value in defaults.items() if key in expected}, **stored}
+        stored = {key: value for key, value in Recipe.completed(stored).items() if key in stored or key in expected}
     return stored == expected
 
 

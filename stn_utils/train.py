@@ -201,8 +201,9 @@ def main(argv=None) -> int:
         def count_saved(progress):
             nonlocal saved
             saved = progress.epoch if progress.event == "epoch" else saved
+        # every process resumes from the checkpoint; only rank 0 writes it
         history = fit(model, train, test if rank == 0 else None, recipe, device=device, seed=args.seed,
-                      checkpoint=checkpoint if rank == 0 else None, resume=args.resume,
+                      checkpoint=checkpoint, resume=args.resume, write_checkpoints=rank == 0,
                       callbacks=[*callbacks, count_saved])
         if world > 1:
             torch.distributed.barrier()  # every process ends after rank 0 has written its last checkpoint

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .data import ImageDataset, to_float
 from .files import atomic_write
+from .machine import keep_freed_memory
 from .models import NORMS, PatchWhitening, SpatialTransformer, build_model
 from .recipes import PRECISIONS, Recipe
 
@@ -335,27 +336,45 @@ class Lookahead:
     The average starts at ``start`` of the run and takes a step every ``every_images``
     training images; it forgets fast at first and ever more slowly towards the end
     (decay ``0.95 ** 5 * (step / total) ** 3``), so the last epochs are the ones averaged.
+    The weights are set to the average at the run's last step, and with ``epoch_end`` also
+    at the end of every epoch (:meth:`end_epoch`).
     """
 
     start, every_images, decay = 0.3, 5120, 0.95 ** 5
 
-    def __init__(self, total_steps: int, batch_size: int):
+    def __init__(self, total_steps: int, batch_size: int, *, epoch_end: bool = True):
         self.total_steps = total_steps
+        self.epoch_end = epoch_end
         self.every = max(1, round(self.every_images / batch_size))
         self.first = math.ceil(self.start * total_steps / self.every) * self.every
         self.average: dict[str, Tensor] | None = None
 
     def after_step(self, model: nn.Module, step: int) -> None:
-        if step < self.first or step % self.every:
-            return
-        if self.average is None:
-            self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-        else:
-            self.pull(model, self.decay * (step / self.total_steps) ** 3)
+        if step >= self.first and step % self.every == 0:
+            if self.average is None:
+                self.average = {k: v.detach().clone() for k, v in model.state_dict().items()
+                                if v.is_floating_point()}
+            else:
+                self.pull(model, self.decay * (step / self.total_steps) ** 3)
+        if step == self.total_steps and not self.epoch_end:  # with epoch_end, end_epoch does it
+            self.pull(model)
+
+    def end_epoch(self, model: nn.Module) -> None:
+        """Called after every epoch: with ``epoch_end``, set the weights to the average."""
+        if self.epoch_end:
+            self.pull(model)
+
+    def state_dict(self) -> dict:
+        """The average (``None`` before it exists), for checkpoints."""
+        return {"average": self.average}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.average = state["average"]
 
     def resume(self, model: nn.Module, step: int) -> None:
-        """After loading a checkpoint at ``step``: every epoch ended with the weights set to
-        the average, so the saved weights are the average."""
+        """After loading, at ``step``, a checkpoint that holds no average (written before
+        checkpoints held one, when every epoch ended with the weights set to the average):
+        the saved weights are the average."""
         if step >= self.first:
             self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
@@ -366,6 +385,8 @@ class Lookahead:
             return
         state = model.state_dict()
         for name, average in self.average.items():
+            if average.device != state[name].device:  # an average loaded from a checkpoint on the CPU
+                average = self.average[name] = average.to(state[name].device)
             average.lerp_(state[name], 1 - decay)
             state[name].copy_(average)
 
@@ -411,7 +432,7 @@ def train_epoch(net: nn.Module, train: ImageDataset, recipe: Recipe, *, optimize
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
     if lookahead is not None:
-        lookahead.pull(_unwrap(net))
+        lookahead.end_epoch(_unwrap(net))
     return loss_sum / seen, correct / seen
 
 
@@ -426,14 +447,18 @@ def prepare_model(model: nn.Module, train: ImageDataset, seed: int, device) -> N
 
 def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe: Recipe, *, device=None,
         seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        callbacks: Iterable[Callable[[Progress], None]] = ()) -> dict:
+        write_checkpoints: bool = True, callbacks: Iterable[Callable[[Progress], None]] = ()) -> dict:
     """Train ``model`` on ``train`` with ``recipe``; test on ``test`` after every epoch.
 
     ``seed`` fixes the data order and augmentation (call :func:`seed_everything` before
-    building the model for a fully seeded run). With ``checkpoint`` the state is written
+    building the model for a fully seeded run). On a CPU it first calls
+    :func:`stn_utils.machine.keep_freed_memory` (for the rest of the process; turn it off
+    with ``STN_KEEP_FREED_MEMORY=0``). With ``checkpoint`` the state is written
     after every epoch, atomically; with ``resume=True`` as well, a run continues from that
     file when it exists and gives the history of an uninterrupted run. A checkpoint of
-    another recipe is refused with the fields that differ. ``model`` may come wrapped in
+    another recipe is refused with the fields that differ. ``write_checkpoints=False`` only
+    reads ``checkpoint`` to resume (the processes of a distributed run other than the first,
+    which writes it). ``model`` may come wrapped in
     DistributedDataParallel (see :mod:`stn_utils.train`); it is tested and saved unwrapped.
 
     Returns:
@@ -445,6 +470,8 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe
         raise TypeError(f"recipe must be a stn_utils.recipes.Recipe; got {type(recipe).__name__}. "
                         "Start from a named one, e.g. dataclasses.replace(recipes.MNIST, epochs=2).")
     device = torch.device(device) if device is not None else pick_device()
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's large tensors (stn_utils.machine)
     plain = _unwrap(model).to(device)
     if recipe.channels_last:
         plain.to(memory_format=torch.channels_last)
@@ -453,15 +480,15 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe
     optimizer = optimizer_for(plain, recipe)
     scheduler = schedule_for(optimizer, recipe, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(recipe.precision, device) == torch.float16)
-    lookahead = Lookahead(steps, recipe.batch_size) if recipe.lookahead else None
+    lookahead = Lookahead(steps, recipe.batch_size, epoch_end=recipe.lookahead_epoch_end) if recipe.lookahead else None
     generator = torch.Generator().manual_seed(seed)
     history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [], "seconds": []}
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, plain, recipe=recipe, optimizer=optimizer, scheduler=scheduler,
-                                scaler=scaler)
+                                scaler=scaler, lookahead=lookahead)
         history = state["history"]
         generator.set_state(state["generator"])
-        if lookahead is not None:
+        if lookahead is not None and "lookahead" not in state:
             lookahead.resume(plain, scheduler.last_epoch)
     prepare_model(plain, train, seed, device)
     callbacks = list(callbacks)
@@ -480,29 +507,31 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset | None, recipe
         for key, value in zip(history, (epoch, loss, accuracy, scores["loss"], scores["accuracy"], seconds)):
             history[key].append(value)
         tell("epoch", epoch)
-        if checkpoint is not None:
+        if checkpoint is not None and write_checkpoints:
             save_checkpoint(checkpoint, plain, recipe=recipe, optimizer=optimizer, scheduler=scheduler,
-                            scaler=scaler, history=history, generator=generator.get_state())
+                            scaler=scaler, lookahead=lookahead, history=history, generator=generator.get_state())
     return history
 
 
 # --- checkpoints -----------------------------------------------------------------------------
 
 def save_checkpoint(path, model: nn.Module, *, recipe: Recipe | None = None, optimizer=None, scheduler=None,
-                    scaler=None, history: dict | None = None, generator: Tensor | None = None) -> Path:
+                    scaler=None, lookahead: Lookahead | None = None, history: dict | None = None,
+                    generator: Tensor | None = None) -> Path:
     """Write a checkpoint atomically (:func:`stn_utils.files.atomic_write`): a run killed while
     saving leaves the previous checkpoint intact, never half a file.
 
     It holds the model's weights, its name (``model_name``, from
     :func:`stn_utils.models.build_model`) and build arguments, the recipe as plain values,
     the history (``epoch`` is the number of epochs done), and whatever of the optimiser,
-    schedule, gradient scaler and data-order generator is given, for resuming.
+    schedule, gradient scaler, lookahead average and data-order generator is given, for resuming.
     """
     history = history or {}
     state = {"model": model.state_dict(), "model_name": getattr(model, "name", type(model).__name__),
              "model_kwargs": getattr(model, "build_kwargs", None), "recipe": recipe and recipe.to_dict(),
              "epoch": len(history.get("epoch", [])), "history": history}
-    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
+                      ("lookahead", lookahead)):
         if part is not None:
             state[key] = part.state_dict()
     if generator is not None:
@@ -532,9 +561,10 @@ def read_checkpoint(path, device=None) -> dict:
 
 
 def load_checkpoint(path, model: nn.Module, *, recipe: Recipe | None = None, optimizer=None, scheduler=None,
-                    scaler=None, device=None) -> dict:
+                    scaler=None, lookahead: Lookahead | None = None, device=None) -> dict:
     """Load a checkpoint of :func:`save_checkpoint` into ``model`` (and the optimiser,
-    schedule and scaler, when given), with ``weights_only=True``, so it cannot run code.
+    schedule, scaler and lookahead average, when given), with ``weights_only=True``, so it
+    cannot run code.
 
     Given a ``recipe``, refuses a checkpoint trained with another one and names the fields
     that differ. Returns the stored dict (``epoch``, ``history``, ``recipe``, ...). Raises
@@ -554,7 +584,8 @@ def load_checkpoint(path, model: nn.Module, *, recipe: Recipe | None = None, opt
             f"{len(mismatched)} mismatched tensors, e.g. {mismatched[:3]}). Build the same model "
             "that was trained, or train this one from scratch.")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in stored.items()})
-    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
+                      ("lookahead", lookahead)):
         if part is not None and key in state:
             part.load_state_dict(state[key])
     return state

@@ -66,6 +66,19 @@ def test_saved_rows_are_not_trained_again_and_table_prints_them(monkeypatch, cap
     assert out.count(line) == 2 and "# rows ran on " in out
 
 
+def test_a_saved_row_of_another_recipe_is_refused_not_overwritten(monkeypatch, capsys, tmp_path):
+    benchmark = load_benchmark()
+    monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
+    run(benchmark, tmp_path, "--rows", "cnn", "--epochs", "1")
+    saved = (tmp_path / "cnn.json").read_text()
+    monkeypatch.setattr(benchmark, "fit", lambda *args, **kwargs: pytest.fail("a saved row was overwritten"))
+    with pytest.raises(SystemExit):
+        run(benchmark, tmp_path, "--rows", "cnn", "--epochs", "2")
+    err = capsys.readouterr().err
+    assert "cnn: epochs: 1 -> 2" in err and "--rerun" in err
+    assert (tmp_path / "cnn.json").read_text() == saved
+
+
 def test_set_and_widths_change_the_course_rows_only(monkeypatch, capsys, tmp_path):
     benchmark = load_benchmark()
     monkeypatch.setattr(benchmark, "load_dataset", fake_cifar)
@@ -114,10 +127,12 @@ def test_each_short_row_undoes_one_choice_of_the_recipe():
         if key.startswith("short-cnn-"):
             changed = {name for name, value in row.recipe.to_dict().items() if base.to_dict()[name] != value}
             assert changed and changed <= {"augment", "batch_size", "lr", "lr_start", "lr_end", "warmup",
-                                           "decoupled_decay", "whitening_bias_epochs"}, key
+                                           "decoupled_decay", "whitening_bias_epochs", "lookahead_epoch_end"}, key
             assert len(changed) == 1 or changed in ({"batch_size", "lr"}, {"lr_start", "lr_end", "warmup"}), key
     fp32 = benchmark.ROWS["stn-fp32"].recipe
-    assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32")
+    assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32", epochs=10)
+    assert benchmark.ROWS["stn-fp32-8-epochs"].recipe == dataclasses.replace(fp32, epochs=8)
+    assert benchmark.ROWS["stn-10-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=10)
 
 
 def test_bad_options_are_refused(monkeypatch, capsys, tmp_path):

@@ -1,7 +1,12 @@
-"""stn_utils.machine: the one-line machine description the notebooks' setup cells print."""
+"""stn_utils.machine: the one-line machine description the notebooks' setup cells print, and
+the allocator setting that fit uses on a CPU."""
 
 import os
 import platform
+import subprocess
+import sys
+
+import pytest
 
 from stn_utils import machine
 
@@ -57,3 +62,40 @@ def test_cpu_generation_and_bf16_hardware_from_cpuinfo(tmp_path):
     info.write_text("flags\t\t: fpu amx_bf16 avx512_bf16\n")
     assert cpu_generation(info) == "" and bf16_hardware(info) == "AMX + AVX512-BF16"
     assert bf16_hardware(tmp_path / "missing") == "none"
+
+
+FREED_TENSOR_FAULTS = """
+import resource, sys, torch
+from stn_utils.machine import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "kept" else False
+for _ in range(12):  # a 64 MB tensor, freed at once; the heap settles within the first few
+    torch.ones(2 ** 24)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    torch.ones(2 ** 24)
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the allocator setting is for Linux with glibc")
+def test_keep_freed_memory_lets_a_large_tensor_reuse_the_pages_of_a_freed_one():
+    faults = {}
+    for setting in ("default", "kept"):
+        out = subprocess.run([sys.executable, "-c", FREED_TENSOR_FAULTS, setting], capture_output=True, text=True,
+                             check=True).stdout.split()
+        faults[setting] = (out[0], int(out[1]))
+    assert faults["default"][0] == "False" and faults["default"][1] > 3 * 8000  # 16,384 fresh 4 KB pages each
+    assert faults["kept"] == ("True", pytest.approx(0, abs=500))
+
+
+def test_keep_freed_memory_changes_nothing_off_glibc_or_when_turned_off(monkeypatch):
+    monkeypatch.setattr(machine, "_kept", False)
+    monkeypatch.setenv("STN_KEEP_FREED_MEMORY", "0")
+    assert machine.keep_freed_memory() is False
+    monkeypatch.delenv("STN_KEEP_FREED_MEMORY")
+    monkeypatch.setattr(machine.sys, "platform", "darwin")
+    assert machine.keep_freed_memory() is False
+    monkeypatch.setattr(machine.sys, "platform", "linux")
+    monkeypatch.setattr(machine.platform, "libc_ver", lambda: ("musl", "1.2"))
+    assert machine.keep_freed_memory() is False

@@ -414,6 +414,7 @@ def test_resume_refuses_a_checkpoint_of_another_recipe_and_names_the_fields(tmp_
     (dict(whitening_bias_epochs=-1), "Recipe.whitening_bias_epochs must be None or a whole number >= 0"),
     (dict(whitening_bias_epochs=2.0), "Recipe.whitening_bias_epochs must be None or a whole number >= 0"),
     (dict(decoupled_decay="yes"), "Recipe.decoupled_decay must be True or False"),
+    (dict(lookahead_epoch_end=None), "Recipe.lookahead_epoch_end must be True or False"),
 ])
 def test_recipe_refuses_bad_values(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -871,6 +872,20 @@ def test_lookahead_schedule(monkeypatch):
     assert pulls == expected
 
 
+def test_lookahead_without_epoch_ends_sets_the_weights_to_the_average_only_at_the_last_step(monkeypatch):
+    # 4 steps per epoch, an update every 3 steps: epochs 2 and 4 end between updates
+    monkeypatch.setattr(Lookahead, "every_images", 48)
+    pulls = lookahead_steps(monkeypatch)
+    model = tiny_model()
+    train(model, bright_dark(64), epochs=5, lookahead=True, lookahead_epoch_end=False)
+    # created at step 6; decaying updates at steps 9, 12, 15, 18; one pull with decay 1 at step 20
+    expected = [pytest.approx(0.95 ** 5 * (step / 20) ** 3) for step in (9, 12, 15, 18)] + [1.0]
+    assert pulls == expected
+    with_epoch_ends = tiny_model()
+    train(with_epoch_ends, bright_dark(64), epochs=5, lookahead=True)
+    assert not torch.equal(with_epoch_ends[0].weight, model[0].weight)  # the dropped steps count
+
+
 def test_lookahead_sets_the_weights_to_the_average_at_the_end_of_every_epoch(monkeypatch):
     monkeypatch.setattr(Lookahead, "every_images", 32)
     seen = []
@@ -894,16 +909,51 @@ def test_lookahead_sets_the_weights_to_the_average_at_the_end_of_every_epoch(mon
     assert not torch.equal(plain[0].weight, model[0].weight)
 
 
-@pytest.mark.parametrize("cut_after", [1, 3])  # before and after the average exists
-def test_resume_with_lookahead_matches_straight_run(tmp_path, monkeypatch, cut_after):
+@pytest.mark.parametrize("epoch_end", [True, False])
+@pytest.mark.parametrize("cut_after", [1, 2])  # before and after the average exists
+def test_resume_with_lookahead_matches_straight_run(tmp_path, monkeypatch, cut_after, epoch_end):
+    # 4 steps per epoch, an update every 3 steps from step 6: epoch 2 ends two steps after one,
+    # so without epoch ends its checkpoint's weights are not the average
+    monkeypatch.setattr(Lookahead, "every_images", 48)
+    data, test = bright_dark(64), bright_dark(16, seed=1)
+    settings = dict(epochs=5, lookahead=True, lookahead_epoch_end=epoch_end)
+    straight_model = tiny_model()
+    straight = train(straight_model, data, test, **settings)
+    path = tmp_path / "run.pt"
+    with pytest.raises(Interrupted):
+        train(tiny_model(), data, test, checkpoint=path, callbacks=[stop_at_step(4 * cut_after + 1)], **settings)
+    assert (torch.load(path, weights_only=True)["lookahead"]["average"] is None) == (cut_after == 1)
+    resumed_model = tiny_model(seed=3)
+    resumed = train(resumed_model, data, test, checkpoint=path, resume=True, **settings)
+    assert without_seconds(resumed) == without_seconds(straight)
+    assert_same_state(resumed_model, straight_model)
+
+
+def test_a_run_that_does_not_write_checkpoints_still_resumes_from_one(tmp_path):
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    straight = train(tiny_model(), data, test, epochs=4)
+    path = tmp_path / "run.pt"
+    with pytest.raises(Interrupted):
+        train(tiny_model(), data, test, epochs=4, checkpoint=path, callbacks=[stop_after_epoch(2)])
+    written = path.read_bytes()
+    resumed = fit(tiny_model(seed=3), data, test, recipe(epochs=4), device="cpu", checkpoint=path, resume=True,
+                  write_checkpoints=False)
+    assert without_seconds(resumed) == without_seconds(straight)
+    assert path.read_bytes() == written  # read, never written
+
+
+def test_resume_from_a_checkpoint_without_the_lookahead_average(tmp_path, monkeypatch):
+    """Checkpoints written before they held the average: with epoch ends the weights are the average."""
     monkeypatch.setattr(Lookahead, "every_images", 32)
     data, test = bright_dark(64), bright_dark(16, seed=1)
     straight_model = tiny_model()
     straight = train(straight_model, data, test, epochs=5, lookahead=True)
     path = tmp_path / "run.pt"
     with pytest.raises(Interrupted):
-        train(tiny_model(), data, test, epochs=5, lookahead=True, checkpoint=path,
-              callbacks=[stop_at_step(4 * cut_after + 1)])
+        train(tiny_model(), data, test, epochs=5, lookahead=True, checkpoint=path, callbacks=[stop_at_step(13)])
+    state = torch.load(path, weights_only=True)
+    del state["lookahead"]
+    torch.save(state, path)
     resumed_model = tiny_model(seed=3)
     resumed = train(resumed_model, data, test, epochs=5, lookahead=True, checkpoint=path, resume=True)
     assert without_seconds(resumed) == without_seconds(straight)
