@@ -41,7 +41,6 @@ import argparse
 import ast
 import dataclasses
 import datetime
-import json
 import math
 import sys
 import time
@@ -52,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, train_missing
+from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
 from stn_utils import recipes
 from stn_utils.data import load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
@@ -144,25 +143,17 @@ def row_setup(key: str, *, epochs=None, overrides=None, widths=None) -> tuple[Re
     return recipe, model_kwargs, description
 
 
-def stale_rows(keys, results: Path, *, train_images: int, test_images: int, **changes) -> list[str]:
-    """``"ROW: field: saved -> now"`` for every saved row of ``keys`` in ``results`` that was
-    trained with another recipe, model or number of images than its row now has
-    (``changes`` as for :func:`row_setup`)."""
-    stale = []
-    for key in keys:
-        path = results / f"{key}.json"
-        if not path.is_file():
-            continue
-        saved = json.loads(path.read_text())
-        recipe, _, description = row_setup(key, **changes)
-        differences = recipe.differences(saved["recipe"])
-        if saved.get("model") != ROWS[key].model or saved.get("description") != description:
-            differences.append(f"description: {saved.get('description')!r} -> {description!r}")
-        for name, count in (("train_images", train_images), ("test_images", test_images)):
-            if saved.get(name) != count:
-                differences.append(f"{name}: {saved.get(name)} -> {count}")
-        stale += [f"{key}: {difference}" for difference in differences]
-    return stale
+def row_differences(key: str, saved: dict, *, train_images: int, test_images: int, **changes) -> list[str]:
+    """``"field: saved -> now"`` wherever the saved row ``saved`` of ``key`` was trained with
+    another recipe, model or number of images than the row now has (``changes`` as for
+    :func:`row_setup`)."""
+    recipe, _, description = row_setup(key, **changes)
+    differences = recipe.differences(saved["recipe"])
+    for name, now in (("model", ROWS[key].model), ("description", description),
+                      ("train_images", train_images), ("test_images", test_images)):
+        if saved.get(name) != now:
+            differences.append(f"{name}: {saved.get(name)!r} -> {now!r}")
+    return differences
 
 
 def train_row(key: str, train, test, device, *, epochs=None, overrides=None, widths=None) -> dict:
@@ -307,12 +298,11 @@ def main(argv=None) -> None:
         train = train.subset(args.train_subset)
     if args.test_subset:
         test = test.subset(args.test_subset)
-    stale = [] if args.rerun or args.speed_only else stale_rows(
-        args.rows, args.results, train_images=len(train), test_images=len(test), epochs=args.epochs,
-        overrides=overrides, widths=widths)
-    if stale:
-        parser.error(f"saved rows in {args.results} were trained otherwise than their rows are now ("
-                     + "; ".join(stale) + "). Move them away to keep them, or pass --rerun to train them again.")
+    if not (args.rerun or args.speed_only):
+        refuse_stale_rows(parser, args.rows, lambda key: args.results / f"{key}.json",
+                          lambda key, saved: row_differences(key, saved, train_images=len(train),
+                                                             test_images=len(test), epochs=args.epochs,
+                                                             overrides=overrides, widths=widths))
     device = pick_device(args.device)
     print(f"# {describe(device)}; train {len(train)}, test {len(test)} images", flush=True)
 

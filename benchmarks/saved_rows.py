@@ -1,5 +1,6 @@
-"""What the row benchmarks share (distorted_mnist.py, mnist_addition.py, cifar10_canvas.py): their
-command-line options, training only the rows not yet saved, and reading the saved rows back."""
+"""What the row benchmarks share (cifar10.py, distorted_mnist.py, mnist_addition.py,
+cifar10_canvas.py): their command-line options, training only the rows not yet saved, refusing
+saved rows that their rows no longer match, and reading the saved rows back."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:
         row = train(key)
         atomic_write(path, lambda temporary, row=row: temporary.write_text(json.dumps(row, indent=1)))
         print(f"#   {summary(row)}", flush=True)
+
+
+def refuse_stale_rows(parser: argparse.ArgumentParser, keys, path_for, differences) -> None:
+    """Exit through ``parser`` when a saved row of ``keys`` (file ``path_for(key)``) was trained
+    otherwise than its row is now, naming each difference that ``differences(key, saved)``
+    (``"field: saved -> now"`` strings) finds, since :func:`train_missing` would keep it."""
+    saved = [key for key in keys if path_for(key).is_file()]
+    stale = [f"{key}: {difference}" for key in saved
+             for difference in differences(key, json.loads(path_for(key).read_text()))]
+    if stale:
+        folders = ", ".join(sorted({str(path_for(key).parent) for key in saved}))
+        parser.error(f"saved rows in {folders} were trained otherwise than their rows are now "
+                     f"({'; '.join(stale)}). Move them away to keep them, or pass --rerun to train them again.")
 
 
 def read_rows(results: Path) -> list[dict]:
