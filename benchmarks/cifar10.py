@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from machine import cpu_name, describe
 from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
 from stn_utils import recipes
-from stn_utils.data import load_dataset, to_float
+from stn_utils.data import ImageDataset, load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
 from stn_utils.recipes import Recipe
 from stn_utils.training import autocast_dtype, evaluate, fit, log_epochs, pick_device, seed_everything
@@ -141,6 +141,14 @@ def row_setup(key: str, *, epochs=None, overrides=None, widths=None) -> tuple[Re
     if changes:
         description += f" with {' '.join(changes)}"
     return recipe, model_kwargs, description
+
+
+def load_cifar10(args) -> tuple[ImageDataset, ImageDataset]:
+    """CIFAR-10's training and test sets (``stn_utils.data.load_dataset``), cut to the row
+    options' ``--train-subset`` and ``--test-subset``."""
+    train, test = load_dataset("cifar10", "train"), load_dataset("cifar10", "test")
+    return (train.subset(args.train_subset) if args.train_subset else train,
+            test.subset(args.test_subset) if args.test_subset else test)
 
 
 def row_differences(key: str, saved: dict, *, train_images: int, test_images: int, **changes) -> list[str]:
@@ -293,11 +301,7 @@ def main(argv=None) -> None:
         print_table(read_rows(args.results))
         return
 
-    train, test = load_dataset("cifar10", "train"), load_dataset("cifar10", "test")
-    if args.train_subset:
-        train = train.subset(args.train_subset)
-    if args.test_subset:
-        test = test.subset(args.test_subset)
+    train, test = load_cifar10(args)
     if not (args.rerun or args.speed_only):
         refuse_stale_rows(parser, args.rows, lambda key: args.results / f"{key}.json",
                           lambda key, saved: row_differences(key, saved, train_images=len(train),

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, train_missing
+from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
 from stn_utils.canvas import (
     COURSE_MODELS,
     MODELS,
@@ -102,10 +102,13 @@ def main(argv=None) -> None:
     check_row_options(parser, args, results=RESULTS)
     device = pick_device(args.device)
 
+    def row_recipe(model: str):
+        return canvas_recipe(model, **({"epochs": args.epochs} if args.epochs else {}))
+
     def train(key: tuple[str, int]) -> dict:
         model, seed = key
         data = cifar_canvas(train_subset=args.train_subset, test_subset=args.test_subset, seed=seed)
-        recipe = canvas_recipe(model, **({"epochs": args.epochs} if args.epochs else {}))
+        recipe = row_recipe(model)
         row = train_canvas_row(model, data.train, data.test, recipe=recipe, device=device, seed=seed)
         write_weights(path(key).with_suffix(".pt"), row["model"].state_dict())
         return dict(name=model, seed=seed, error=row["error"], seconds=row["seconds"],
@@ -120,6 +123,9 @@ def main(argv=None) -> None:
     if not args.table:
         print(f"# {describe(device)}", flush=True)
         args.results.mkdir(parents=True, exist_ok=True)
+        if not args.rerun:
+            refuse_stale_rows(parser, args.rows, path,
+                              lambda key, saved: row_recipe(key[0]).differences(saved["recipe"]))
         train_missing(args.rows, path, train, rerun=args.rerun,
                       summary=lambda row: f"{row['name']} seed {row['seed']}: {100 - row['error']:.2f} % test "
                                           f"accuracy, {row['seconds'] / 60:.1f} min of training "

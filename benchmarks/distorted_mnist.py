@@ -25,9 +25,10 @@ import datetime
 from pathlib import Path
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, train_missing
+from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
 from stn_utils.distortions import DISTORTIONS
 from stn_utils.experiments import TABLE_MODELS, benchmark_table, distorted_mnist, distortion_recipe, train_row
+from stn_utils.recipes import Recipe
 from stn_utils.stored import write_weights
 from stn_utils.training import pick_device
 from stn_utils.transforms import TRANSFORMS
@@ -52,11 +53,16 @@ def row_file(results: Path, distortion: str, model: str, seed: int) -> Path:
     return results / f"{distortion}-{model}-seed{seed}.json"
 
 
+def row_recipe(distortion: str, model: str, args) -> Recipe:
+    transform = None if model == "cnn" else model
+    return distortion_recipe(distortion, transform, **({"epochs": args.epochs} if args.epochs else {}))
+
+
 def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
     """Train and test one row; return what is saved of it."""
     train, test = distorted_mnist(distortion, train_subset=args.train_subset, test_subset=args.test_subset)
     transform = None if model == "cnn" else model
-    recipe = distortion_recipe(distortion, transform, **({"epochs": args.epochs} if args.epochs else {}))
+    recipe = row_recipe(distortion, model, args)
     row = train_row(distortion, transform, train, test, recipe=recipe, device=device,
                     seed=seed)
     # the trained weights (fp16) beside the row, for notebook 06 to load
@@ -77,6 +83,9 @@ def main(argv=None) -> None:
     check_row_options(parser, args, results=RESULTS)
     device = pick_device(args.device)
     if not args.table:
+        if not args.rerun:
+            refuse_stale_rows(parser, args.rows, lambda key: row_file(args.results, *key),
+                              lambda key, saved: row_recipe(key[0], key[1], args).differences(saved["recipe"]))
         print(f"# {describe(device)}", flush=True)
         train_missing(args.rows, lambda key: row_file(args.results, *key),
                       lambda key: run_row(*key, device, args), rerun=args.rerun,

@@ -1,4 +1,4 @@
-"""What the row benchmarks share (cifar10.py, distorted_mnist.py, mnist_addition.py,
+"""What the row benchmarks share (cifar10.py, jpeg_cost.py, distorted_mnist.py, mnist_addition.py,
 cifar10_canvas.py): their command-line options, training only the rows not yet saved, refusing
 saved rows that their rows no longer match, and reading the saved rows back."""
 
@@ -52,9 +52,10 @@ def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:
 def refuse_stale_rows(parser: argparse.ArgumentParser, keys, path_for, differences) -> None:
     """Exit through ``parser`` when a saved row of ``keys`` (file ``path_for(key)``) was trained
     otherwise than its row is now, naming each difference that ``differences(key, saved)``
-    (``"field: saved -> now"`` strings) finds, since :func:`train_missing` would keep it."""
+    (``"field: saved -> now"`` strings) finds, since :func:`train_missing` would keep it. Rows
+    are named by their file's stem."""
     saved = [key for key in keys if path_for(key).is_file()]
-    stale = [f"{key}: {difference}" for key in saved
+    stale = [f"{path_for(key).stem}: {difference}" for key in saved
              for difference in differences(key, json.loads(path_for(key).read_text()))]
     if stale:
         folders = ", ".join(sorted({str(path_for(key).parent) for key in saved}))

@@ -238,6 +238,12 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
     assert len(summary["sides"]) == 2 and 0 <= summary["same"] <= 100
     groups = summary["groups"].values()
     assert sum(share for share, _ in groups) == pytest.approx(100)
+    saved_text = (tmp_path / "cnn-seed0.json").read_text()
+    with pytest.raises(SystemExit):  # another recipe: refused, the saved row kept
+        benchmark.main(["--rows", "cnn", "--epochs", "2", "--train-subset", "24", "--test-subset", "16",
+                        "--results", str(tmp_path)])
+    assert "cnn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
+    assert (tmp_path / "cnn-seed0.json").read_text() == saved_text
     overall = sum(share * error for share, error in groups if error is not None) / 100
     assert overall == pytest.approx(row["error"])          # predicted as the error was measured
     monkeypatch.setattr(addition, "EPOCHS", {"cnn": 1, "st": 1, "2st": 2})

@@ -147,3 +147,51 @@ def test_bad_options_are_refused(monkeypatch, capsys, tmp_path):
         with pytest.raises(SystemExit):
             benchmark.main(argv)
         assert message in capsys.readouterr().err
+
+
+# --- benchmarks/jpeg_cost.py: the cifar10 row on data compressed once more -------------------------------
+
+def load_jpeg_cost():
+    load_benchmark()  # puts benchmarks/ on the path
+    spec = importlib.util.spec_from_file_location("jpeg_cost_benchmark", REPO / "benchmarks" / "jpeg_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def smooth_images(count=8, seed=0):
+    """Blurry random colour images, as photographs are: JPEG keeps most of them."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, 3, 4, 4, generator=generator)
+    return (torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False) * 255).byte()
+
+
+def test_recompress_keeps_shape_and_loses_more_on_a_moved_grid_and_at_lower_quality():
+    jpeg = load_jpeg_cost()
+    images = smooth_images()
+    once = jpeg.recompress(images, jpeg.Compression(75, offset=0))
+    assert once.shape == images.shape and once.dtype == torch.uint8
+    aligned = jpeg.psnr(jpeg.recompress(once, jpeg.Compression(75, offset=0)), once)
+    moved = jpeg.psnr(jpeg.recompress(once, jpeg.Compression(75)), once)
+    coarser = jpeg.psnr(jpeg.recompress(once, jpeg.Compression(30)), once)
+    assert aligned > moved > coarser > 20  # the same grid repeats the first rounding; a moved one does not
+    assert jpeg.psnr(images, images) == float("inf")
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        jpeg.recompress(images.float(), jpeg.Compression(75))
+
+
+def test_jpeg_cost_trains_the_cifar10_row_on_recompressed_data_and_refuses_stale_rows(monkeypatch, capsys,
+                                                                                         tmp_path):
+    jpeg = load_jpeg_cost()
+    monkeypatch.setattr(jpeg.cifar10, "load_dataset", fake_cifar)
+    jpeg.main(["--rows", "q90-shifted", "--epochs", "1", "--results", str(tmp_path)])
+    row = (tmp_path / "q90-shifted.json").read_text()
+    assert '"quality": 90' in row and '"base_row": "stn-10-epochs"' in row and '"psnr_test"' in row
+    out = capsys.readouterr().out
+    assert "| encoded again, quality 90, 4:2:0, grid moved 4 px |" in out
+    monkeypatch.setitem(jpeg.ROWS, "q90-shifted", jpeg.Compression(80))
+    with pytest.raises(SystemExit):
+        jpeg.main(["--rows", "q90-shifted", "--epochs", "1", "--results", str(tmp_path)])
+    assert "q90-shifted: compression: " in capsys.readouterr().err
+    assert (tmp_path / "q90-shifted.json").read_text() == row

@@ -229,3 +229,8 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
     assert len(poses) == 1 and poses[0].count("|") == 8
     monkeypatch.setattr(canvas, "EPOCHS", {**dict.fromkeys(canvas.MODELS, 1), "stn": 2})
     assert canvas.saved_canvas_row("stn", test, folder=tmp_path) is None            # another recipe
+    saved_text = (tmp_path / "stn-seed0.json").read_text()
+    with pytest.raises(SystemExit):  # the saved row is of another recipe now: refused, kept
+        benchmark.main(["--rows", "stn", "--train-subset", "24", "--test-subset", "16", "--results", str(tmp_path)])
+    assert "stn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
+    assert (tmp_path / "stn-seed0.json").read_text() == saved_text

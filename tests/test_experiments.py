@@ -118,6 +118,12 @@ def test_benchmark_saves_every_row_and_assembles_the_table_from_them(fake_data, 
     assert "R cnn seed 0:" not in capsys.readouterr().out
     benchmark.main(["--table", "--results", str(tmp_path)])
     assert "| R | **" in capsys.readouterr().out
+    saved = (tmp_path / "R-cnn-seed0.json").read_text()
+    with pytest.raises(SystemExit):  # another recipe: refused, the saved row kept
+        benchmark.main(["--rows", "R:cnn", "--epochs", "2", "--train-subset", "2000", "--test-subset", "500",
+                        "--results", str(tmp_path)])
+    assert "R-cnn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
+    assert (tmp_path / "R-cnn-seed0.json").read_text() == saved
 
 
 def test_a_saved_benchmark_row_comes_back_as_a_model_with_its_error_measured_again(fake_data, tmp_path,

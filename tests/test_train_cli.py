@@ -149,6 +149,39 @@ def test_torchrun_two_processes_on_cpu(reference, data_root, tmp_path):
         assert history[key] == pytest.approx(expected[key], abs=0.02), key
 
 
+@pytest.mark.skipif(not gloo_available(), reason="torch.distributed with gloo is not available")
+def test_torchrun_resumes_every_process_from_a_checkpoint(reference, data_root, tmp_path):
+    # a two-process run resumed from its first checkpoint: were only rank 0 to resume, rank 1
+    # would train every epoch again and the two would wait on each other's steps
+    out = tmp_path / "ddp"
+    checkpoint, first = out / "checkpoint.pt", tmp_path / "first-checkpoint.pt"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    args = launcher + train_args(data_root, out, "--batch-size", 16)[1:]  # 2 x 16 = the reference's 32
+    process = start(args)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():  # written atomically after each epoch: a copy is a whole checkpoint
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint while the run lasted"
+        time.sleep(0.01)
+    first.write_bytes(checkpoint.read_bytes())
+    process.communicate(timeout=180)
+    assert process.returncode == 0
+    resumed_from = load_checkpoint(first, build_model("mnist_cnn"))["epoch"]
+    assert 1 <= resumed_from < EPOCHS
+    checkpoint.write_bytes(first.read_bytes())  # as if the run had been stopped there
+    (out / "history.json").unlink()
+    result = run(args + ["--resume"], timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.count(f"{resumed_from} of {EPOCHS} epochs done, continuing with epoch {resumed_from + 1}") \
+        == 1  # rank 0 says it
+    assert [line.split("  ")[0] for line in result.stdout.splitlines() if line.startswith("epoch ")] == \
+        [f"epoch {e}/{EPOCHS}" for e in range(resumed_from + 1, EPOCHS + 1)]
+    history = json.loads((out / "history.json").read_text())
+    expected = reference["history"]
+    assert history["epoch"] == expected["epoch"]
+    for key in ("train_loss", "test_loss"):
+        assert history[key] == pytest.approx(expected[key], rel=1e-3), key
+
+
 def test_process_shards_split_every_epochs_order():
     data = ImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10), tuple("abcdefghij"))
 
