@@ -1,7 +1,7 @@
 """What one more JPEG compression of CIFAR-10 costs the course's recipe: a proxy for what the
 first one cost.
 
-    python benchmarks/jpeg_cost.py                # both rows (about 16 min on 2 cores with AMX)
+    python benchmarks/jpeg_cost.py                # every row (about 8 min each on 2 cores with AMX)
     python benchmarks/jpeg_cost.py --table        # the table of the saved rows; trains nothing
     python benchmarks/jpeg_cost.py --smoke --results /tmp/rows   # a few-minute check of the pipeline
 
@@ -50,7 +50,7 @@ class Compression:
     subsampling: str = "4:2:0"  # this copy's chroma subsampling
 
 
-ROWS = {"q75-shifted": Compression(75), "q90-shifted": Compression(90)}
+ROWS = {"q75-shifted": Compression(75), "q90-shifted": Compression(90), "q50-shifted": Compression(50)}
 
 
 def recompress(images: torch.Tensor, compression: Compression) -> torch.Tensor:
@@ -108,7 +108,7 @@ def print_table(rows: list[dict], base: dict | None) -> None:
     if base:
         print(f"| this copy (`{BASE_ROW}` of benchmarks/cifar10.py) | - | {base['epochs']} | "
               f"{base['seconds'] / 60:.1f} min | {base['accuracy']['0']:.2%} | {base['accuracy']['2']:.2%} | |")
-    for row in rows:
+    for row in sorted(rows, key=lambda row: -row["compression"]["quality"]):  # lightest first
         c = row["compression"]
         change = f"{100 * (row['accuracy']['2'] - reference):+.2f} points" if reference is not None else "-"
         print(f"| encoded again, quality {c['quality']}, {c['subsampling']}, grid moved {c['offset']} px | "
