@@ -53,18 +53,20 @@ def row_file(results: Path, distortion: str, model: str, seed: int) -> Path:
     return results / f"{distortion}-{model}-seed{seed}.json"
 
 
+def transform_of(model: str) -> str | None:
+    """A row's model ("cnn" or a transform family) as ``train_row`` takes it: ``None`` for the CNN."""
+    return None if model == "cnn" else model
+
+
 def row_recipe(distortion: str, model: str, args) -> Recipe:
-    transform = None if model == "cnn" else model
-    return distortion_recipe(distortion, transform, **({"epochs": args.epochs} if args.epochs else {}))
+    return distortion_recipe(distortion, transform_of(model), **({"epochs": args.epochs} if args.epochs else {}))
 
 
 def run_row(distortion: str, model: str, seed: int, device, args) -> dict:
     """Train and test one row; return what is saved of it."""
     train, test = distorted_mnist(distortion, train_subset=args.train_subset, test_subset=args.test_subset)
-    transform = None if model == "cnn" else model
     recipe = row_recipe(distortion, model, args)
-    row = train_row(distortion, transform, train, test, recipe=recipe, device=device,
-                    seed=seed)
+    row = train_row(distortion, transform_of(model), train, test, recipe=recipe, device=device, seed=seed)
     # the trained weights (fp16) beside the row, for notebook 06 to load
     write_weights(row_file(args.results, distortion, model, seed).with_suffix(".pt"), row["model"].state_dict())
     history = row["history"]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -187,9 +188,17 @@ def test_jpeg_cost_trains_the_cifar10_row_on_recompressed_data_and_refuses_stale
     monkeypatch.setattr(jpeg.cifar10, "load_dataset", fake_cifar)
     jpeg.main(["--rows", "q90-shifted", "--epochs", "1", "--results", str(tmp_path)])
     row = (tmp_path / "q90-shifted.json").read_text()
-    assert '"quality": 90' in row and '"base_row": "stn-10-epochs"' in row and '"psnr_test"' in row
+    saved = json.loads(row)
+    assert saved["compression"]["quality"] == 90 and saved["base_row"] == "stn-10-epochs"
+    # trained and tested on changed images: the fake set is noise, which JPEG changes a lot
+    assert saved["psnr_train"] < 30 and saved["psnr_test"] < 30
     out = capsys.readouterr().out
     assert "| encoded again, quality 90, 4:2:0, grid moved 4 px |" in out
+    jpeg.main(["--table", "--results", str(tmp_path)])
+    assert "| encoded again, quality 90, 4:2:0, grid moved 4 px |" in capsys.readouterr().out
+    for bad in (dict(quality=0), dict(quality=75, offset=8), dict(quality=75, offset=-1)):
+        with pytest.raises(ValueError, match="Compression"):
+            jpeg.Compression(**bad)
     monkeypatch.setitem(jpeg.ROWS, "q90-shifted", jpeg.Compression(80))
     with pytest.raises(SystemExit):
         jpeg.main(["--rows", "q90-shifted", "--epochs", "1", "--results", str(tmp_path)])
