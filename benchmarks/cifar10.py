@@ -151,11 +151,13 @@ def load_cifar10(args) -> tuple[ImageDataset, ImageDataset]:
             test.subset(args.test_subset) if args.test_subset else test)
 
 
-def row_differences(key: str, saved: dict, *, train_images: int, test_images: int, **changes) -> list[str]:
+def row_differences(key: str, saved: dict, *, train_images: int, test_images: int, description: str | None = None,
+                    **changes) -> list[str]:
     """``"field: saved -> now"`` wherever the saved row ``saved`` of ``key`` was trained with
     another recipe, model or number of images than the row now has (``changes`` as for
-    :func:`row_setup`)."""
-    recipe, _, description = row_setup(key, **changes)
+    :func:`row_setup`), or is described otherwise than ``description`` (default: the row's own)."""
+    recipe, _, own_description = row_setup(key, **changes)
+    description = own_description if description is None else description
     differences = recipe.differences(saved["recipe"])
     for name, now in (("model", ROWS[key].model), ("description", description),
                       ("train_images", train_images), ("test_images", test_images)):
@@ -211,8 +213,12 @@ def print_table(rows: list[dict]) -> None:
     for stn, cnn in (("stn", "cnn"), ("stn-seed1", "cnn-seed1")):
         if stn in seconds and cnn in seconds:
             print(f"# {stn} / {cnn} wall time: {seconds[stn] / seconds[cnn]:.2f}x")
-    machines = sorted({row["machine"] for row in rows})
-    print("# " + "; ".join(f"rows ran on {machine}" for machine in machines))
+    print(ran_on(rows))
+
+
+def ran_on(rows: list[dict]) -> str:
+    """The table's last line: the machines the saved rows were trained on."""
+    return "# " + "; ".join(f"rows ran on {machine}" for machine in sorted({row["machine"] for row in rows}))
 
 
 def _accuracy(model, test, recipe: Recipe, level: int, device) -> float:

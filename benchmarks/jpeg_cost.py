@@ -95,20 +95,25 @@ def psnr(a: torch.Tensor, b: torch.Tensor, chunk: int = 5000) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
+def row_description(key: str, *, epochs=None) -> str:
+    """The base row's description, with the compression of row ``key``."""
+    compression = ROWS[key]
+    return (f"{cifar10.row_setup(BASE_ROW, epochs=epochs)[2]}, data encoded again at JPEG quality "
+            f"{compression.quality} (grid moved {compression.offset} px)")
+
+
 def train_row(key: str, train: ImageDataset, test: ImageDataset, device, *, epochs=None) -> dict:
     compression = ROWS[key]
     changed = [ImageDataset(recompress(data.images, compression), data.labels, data.classes) for data in (train, test)]
     row = cifar10.train_row(BASE_ROW, *changed, device, epochs=epochs)
     return {**row, "row": key, "base_row": BASE_ROW, "compression": dataclasses.asdict(compression),
-            "description": f"{row['description']}, data encoded again at JPEG quality {compression.quality} "
-                           f"(grid moved {compression.offset} px)",
+            "description": row_description(key, epochs=epochs),
             "psnr_train": psnr(changed[0].images, train.images), "psnr_test": psnr(changed[1].images, test.images)}
 
 
 def row_differences(key: str, saved: dict, *, train_images: int, test_images: int, epochs=None) -> list[str]:
     differences = cifar10.row_differences(BASE_ROW, saved, train_images=train_images, test_images=test_images,
-                                          epochs=epochs)
-    differences = [d for d in differences if not d.startswith("description:")]  # ours says more
+                                          description=row_description(key, epochs=epochs), epochs=epochs)
     now = dataclasses.asdict(ROWS[key])
     if saved.get("compression") != now:
         differences.append(f"compression: {saved.get('compression')!r} -> {now!r}")
@@ -130,7 +135,7 @@ def print_table(rows: list[dict], base: dict | None) -> None:
         print(f"| encoded again, quality {c['quality']}, {c['subsampling']}, grid moved {c['offset']} px | "
               f"{row['psnr_train']:.1f} / {row['psnr_test']:.1f} dB | {row['epochs']} | "
               f"{row['seconds'] / 60:.1f} min | {row['accuracy']['0']:.2%} | {row['accuracy']['2']:.2%} | {change} |")
-    print("# " + "; ".join(f"rows ran on {machine}" for machine in sorted({row["machine"] for row in rows})))
+    print(cifar10.ran_on(rows))
 
 
 def main(argv=None) -> None:
