@@ -27,8 +27,9 @@ headline accuracy: with the recipe's test-time augmentation (mirror images and o
 shifts for the course's models, none for the seed); nothing is evaluated between epochs.
 The accuracy with fewer test-time views is given beside it. Each finished row is saved at
 once as ``<results>/<ROW>.json``, so an interrupted run keeps its rows and a second run
-trains only the missing ones (``--rerun``: all again). A saved row whose recipe is no
-longer its row's is refused, never overwritten: move it away, or pass ``--rerun``.
+trains only the missing ones (``--rerun``: all again). A saved row whose recipe, model,
+description or numbers of images are no longer its row's is refused, never overwritten: move
+it away, or pass ``--rerun``.
 
 A second table gives training throughput (images per second, after warm-up) for the
 memory format and the precision: channels-last changes only the speed, bf16 autocast also
@@ -51,7 +52,14 @@ import torch
 import torch.nn.functional as F
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
+from saved_rows import (
+    add_row_options,
+    check_row_options,
+    count_differences,
+    read_rows,
+    refuse_stale_rows,
+    train_missing,
+)
 from stn_utils import recipes
 from stn_utils.data import ImageDataset, load_dataset, to_float
 from stn_utils.models import CIFAR_WIDTHS, build_model, count_macs, count_parameters
@@ -159,11 +167,10 @@ def row_differences(key: str, saved: dict, *, train_images: int, test_images: in
     recipe, _, own_description = row_setup(key, **changes)
     description = own_description if description is None else description
     differences = recipe.differences(saved["recipe"])
-    for name, now in (("model", ROWS[key].model), ("description", description),
-                      ("train_images", train_images), ("test_images", test_images)):
+    for name, now in (("model", ROWS[key].model), ("description", description)):
         if saved.get(name) != now:
             differences.append(f"{name}: {saved.get(name)!r} -> {now!r}")
-    return differences
+    return differences + count_differences(saved, train_images, test_images)
 
 
 def train_row(key: str, train, test, device, *, epochs=None, overrides=None, widths=None) -> dict:

@@ -1,7 +1,7 @@
 """CIFAR-10 on a 48x48 canvas: a CNN against an STN-CNN, measured against plain CIFAR-10.
 
     python benchmarks/cifar10_canvas.py                    # both models, seed 0 (about 25 minutes)
-    python benchmarks/cifar10_canvas.py --rows stn:1 stn-cnn-epochs   # MODEL[:SEED]
+    python benchmarks/cifar10_canvas.py --rows stn:1 stn-identity     # MODEL[:SEED]
     python benchmarks/cifar10_canvas.py --table            # only print the table of the saved rows
     python benchmarks/cifar10_canvas.py --table --poses    # and what the saved STN-CNNs learned of the pose
     python benchmarks/cifar10_canvas.py --smoke --results /tmp/smoke  # a few-minute check of the pipeline
@@ -10,15 +10,21 @@ Every CIFAR-10 image is turned (+-45 degrees), scaled (0.7 to 1.0) and placed at
 black 48x48 canvas (``stn_utils.canvas``): afresh in every batch for training, one fixed,
 seeded draw of the 10,000 test images for testing. ``cnn`` is notebook 05's CNN on the
 whole canvas; ``stn`` puts an affine transformer in front of the same body, sampling a
-32x32 window. Both train with notebook 05's 8-epoch recipe (``stn_utils.canvas.canvas_recipe``),
-each for the epochs that keep it within 15 minutes on two CPU cores with bf16 (the CNN
-fewer: it pays for 2.25 times the pixels); ``stn-cnn-epochs`` is the STN-CNN trained for the
-CNN's epochs. Each
-finished row is saved at once as ``<results>/<MODEL>-seed<SEED>.json`` with its weights
-(fp16) as ``.pt``; a second run trains only the missing rows (``--rerun``: all again).
-The table's last line says how much of what the CNN loses on the canvas, against the stored
-CNN of the same recipe on plain CIFAR-10 (``stn_utils.canvas.REFERENCE_RUN``, measured again
-here, with the same test-time augmentation), the STN-CNN wins back: the target is at least half.
+32x32 window. Both train with notebook 05's earlier 8-epoch recipe
+(``stn_utils.recipes.CIFAR10_8EPOCH``, through ``stn_utils.canvas.canvas_recipe``), each
+for the epochs that keep it within 15 minutes on two CPU cores with bf16 (the CNN fewer: it
+pays for 2.25 times the pixels). The other models of ``stn_utils.canvas.MODELS`` change one
+thing of ``stn``: ``stn-identity`` starts its transformer at the identity (the whole
+canvas), ``stn-identity-cnn-epochs`` is that model trained for the CNN's epochs, and
+``stn-fast`` trains its transformer at 10 times the recipe's rate.
+
+Each finished row is saved at once as ``<results>/<MODEL>-seed<SEED>.json`` with its
+weights (fp16) as ``.pt``; a second run trains only the missing rows (``--rerun``: all
+again). A saved row trained with another recipe or on another number of images than its
+row has now is refused, never overwritten: move it away, or pass ``--rerun``. The table's
+last line says how much of what the CNN loses on the canvas, against the stored CNN of the
+same recipe on plain CIFAR-10 (``stn_utils.canvas.REFERENCE_RUN``, measured again here,
+with the same test-time augmentation), the STN-CNN wins back: the target is at least half.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from pathlib import Path
 import torch
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
+from saved_rows import (
+    add_row_options,
+    check_row_options,
+    count_differences,
+    image_counts,
+    read_rows,
+    refuse_stale_rows,
+    train_missing,
+)
 from stn_utils.canvas import (
     COURSE_MODELS,
     MODELS,
@@ -124,8 +138,10 @@ def main(argv=None) -> None:
         print(f"# {describe(device)}", flush=True)
         args.results.mkdir(parents=True, exist_ok=True)
         if not args.rerun:
+            counts = image_counts("cifar10", args)
             refuse_stale_rows(parser, args.rows, path,
-                              lambda key, saved: row_recipe(key[0]).differences(saved["recipe"]))
+                              lambda key, saved: row_recipe(key[0]).differences(saved["recipe"])
+                              + count_differences(saved, *counts))
         train_missing(args.rows, path, train, rerun=args.rerun,
                       summary=lambda row: f"{row['name']} seed {row['seed']}: {100 - row['error']:.2f} % test "
                                           f"accuracy, {row['seconds'] / 60:.1f} min of training "

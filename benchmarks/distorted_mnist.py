@@ -10,12 +10,14 @@ or a transform family (affine, projective, tps, attention); SEED 0 by default. E
 trains with ``stn_utils.experiments.distortion_recipe`` (fresh distortions of every training
 digit in every epoch) and is tested on one fixed draw of the 10,000 distorted test digits.
 Every finished row is saved at once as ``<results>/<DISTORTION>-<MODEL>-seed<SEED>.json``,
-with the trained weights (fp16) beside it as ``.pt``, so
-a long run that is interrupted keeps its rows, and a second run trains only the missing
-ones (``--rerun`` trains them again). The table is then assembled from the saved rows:
-one line per distortion, each cell our test error (mean ± standard deviation where there
-are several seeds) beside the paper's, the longest training time of the line's models, and
-a verdict on the affine ST-CNN against the paper's error and the 10-minute budget.
+with the trained weights (fp16) beside it as ``.pt``, so a long run that is interrupted
+keeps its rows, and a second run trains only the missing ones (``--rerun`` trains them
+again). A saved row trained with another recipe or on another number of images than its
+row has now is refused, never overwritten: move it away, or pass ``--rerun``. The table is
+then assembled from the saved rows: one line per distortion, each cell our test error (mean
+± standard deviation where there are several seeds) beside the paper's, the longest
+training time of the line's models, and a verdict on the affine ST-CNN against the paper's
+error and the 10-minute budget.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ import datetime
 from pathlib import Path
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
+from saved_rows import (
+    add_row_options,
+    check_row_options,
+    count_differences,
+    image_counts,
+    read_rows,
+    refuse_stale_rows,
+    train_missing,
+)
 from stn_utils.distortions import DISTORTIONS
 from stn_utils.experiments import TABLE_MODELS, benchmark_table, distorted_mnist, distortion_recipe, train_row
 from stn_utils.recipes import Recipe
@@ -86,8 +96,10 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     if not args.table:
         if not args.rerun:
+            counts = image_counts("mnist", args)
             refuse_stale_rows(parser, args.rows, lambda key: row_file(args.results, *key),
-                              lambda key, saved: row_recipe(key[0], key[1], args).differences(saved["recipe"]))
+                              lambda key, saved: row_recipe(key[0], key[1], args).differences(saved["recipe"])
+                              + count_differences(saved, *counts))
         print(f"# {describe(device)}", flush=True)
         train_missing(args.rows, lambda key: row_file(args.results, *key),
                       lambda key: run_row(*key, device, args), rerun=args.rerun,

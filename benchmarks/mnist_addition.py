@@ -14,10 +14,12 @@ identity instead of at a window of the canvas's own resolution; see
 digits and is tested on one fixed draw of 10,000 pairs of distorted test digits. Every
 finished row is saved at once as ``<results>/<MODEL>-seed<SEED>.json`` with its weights
 (fp16) beside it as ``.pt``; a second run trains only the missing rows (``--rerun``: all
-again). The table puts each model's test error beside the paper's figure for its nearest
-model (the paper's transformers sit in front of a fully connected net, ours in front of a
-CNN) and each model's training time; its last line says whether the two-transformer model
-reached the paper's 5.8 % and whether every model trained within the 15-minute budget.
+again). A saved row trained with another recipe or on another number of images than its
+row has now is refused, never overwritten: move it away, or pass ``--rerun``. The table puts
+each model's test error beside the paper's figure for its nearest model (the paper's
+transformers sit in front of a fully connected net, ours in front of a CNN) and each
+model's training time; its last line says whether the two-transformer model reached the
+paper's 5.8 % and whether every model trained within the 15-minute budget.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ import datetime
 from pathlib import Path
 
 from machine import cpu_name, describe
-from saved_rows import add_row_options, check_row_options, read_rows, refuse_stale_rows, train_missing
+from saved_rows import (
+    add_row_options,
+    check_row_options,
+    count_differences,
+    image_counts,
+    read_rows,
+    refuse_stale_rows,
+    train_missing,
+)
 from stn_utils.addition import (
     COURSE_MODELS,
     MODELS,
@@ -114,8 +124,10 @@ def main(argv=None) -> None:
         print(f"# {describe(device)}", flush=True)
         args.results.mkdir(parents=True, exist_ok=True)
         if not args.rerun:
+            counts = image_counts("mnist", args)  # one pair per digit
             refuse_stale_rows(parser, args.rows, path,
-                              lambda key, saved: row_recipe(key[0]).differences(saved["recipe"]))
+                              lambda key, saved: row_recipe(key[0]).differences(saved["recipe"])
+                              + count_differences(saved, *counts))
         train_missing(args.rows, path, train, rerun=args.rerun,
                       summary=lambda row: f"{row['name']} seed {row['seed']}: {row['error']:.2f} % test error, "
                                           f"{row['seconds'] / 60:.1f} min of training ({row['epochs']} epochs)")

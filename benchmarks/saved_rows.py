@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from stn_utils import data
 from stn_utils.files import atomic_write
 
 
@@ -61,6 +62,25 @@ def refuse_stale_rows(parser: argparse.ArgumentParser, keys, path_for, differenc
         folders = ", ".join(sorted({str(path_for(key).parent) for key in saved}))
         parser.error(f"saved rows in {folders} were trained otherwise than their rows are now "
                      f"({'; '.join(stale)}). Move them away to keep them, or pass --rerun to train them again.")
+
+
+def image_counts(dataset: str, args: argparse.Namespace) -> tuple[int, int]:
+    """How many training and test images a row of ``dataset`` (``"mnist"``, ``"cifar10"``) sees
+    under the row options' ``--train-subset`` and ``--test-subset``: each split of
+    :func:`stn_utils.data.load_dataset`, cut to its subset (a subset larger than the split
+    takes it all, as :meth:`ImageDataset.subset` does)."""
+    counts = []
+    for split, subset in (("train", args.train_subset), ("test", args.test_subset)):
+        size = len(data.load_dataset(dataset, split))
+        counts.append(min(subset, size) if subset else size)
+    return counts[0], counts[1]
+
+
+def count_differences(saved: dict, train_images: int, test_images: int) -> list[str]:
+    """``"train_images: saved -> now"`` (and for the test images) where the saved row
+    ``saved`` was trained or tested on another number of images than a row is now."""
+    return [f"{name}: {saved.get(name)!r} -> {now!r}"
+            for name, now in (("train_images", train_images), ("test_images", test_images)) if saved.get(name) != now]
 
 
 def read_rows(results: Path) -> list[dict]:

@@ -13,13 +13,14 @@ notebook 05's CNN.
   with the true one.
 - :func:`canvas_augment` (from :mod:`stn_utils.recipes`) flips every training image at
   random and places it afresh in every batch: the augmentation ``"cifar10-canvas"`` of
-  :func:`canvas_recipe`, notebook 05's 8-epoch CIFAR-10 recipe otherwise.
+  :func:`canvas_recipe`, notebook 05's earlier 8-epoch CIFAR-10 recipe otherwise
+  (:data:`stn_utils.recipes.CIFAR10_8EPOCH`).
 - :func:`cifar_canvas` gives the plain training images and one fixed, seeded draw of the
   placed test images with its placement.
 - :data:`MODELS`, :func:`build_canvas_model`, :func:`train_canvas_row` and
   :func:`saved_canvas_row` train and load the comparison that ``benchmarks/cifar10_canvas.py``
-  runs; :func:`reference_accuracy` measures the stored CNN of notebook 05's 8-epoch recipe
-  on plain CIFAR-10.
+  runs; :func:`reference_accuracy` measures the stored CNN of that 8-epoch recipe on
+  plain CIFAR-10.
 - :func:`learned_pose` reads the zoom, rotation and centre of each transformer's window,
   in the same units as the placement, and :func:`accuracy_by` bins a model's hits by one
   true amount.
@@ -172,7 +173,7 @@ def saved_canvas_row(model: str, test: ImageDataset, *, seed: int = 0, device=No
 
 
 def reference_accuracy(*, test_subset: int | None = None, device=None, root=None, source: str | None = None) -> float:
-    """Test accuracy (%) of notebook 05's CNN of the 8-epoch recipe (:data:`REFERENCE_RUN`,
+    """Test accuracy (%) of the CNN of notebook 05's earlier 8-epoch recipe (:data:`REFERENCE_RUN`,
     the recipe the canvas models train with) on plain CIFAR-10, with the same
     test-time augmentation as :func:`canvas_recipe`: what the CNN reaches when pose is no
     problem, the figure the canvas models are measured against. ``test_subset`` as in

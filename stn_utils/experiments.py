@@ -84,9 +84,9 @@ def distorted_mnist(distortion: str, *, train_subset: int | None = None, test_su
 # Zen 5 with bf16) to keep every model of the table under the same 10-minute budget; the
 # benchmark prints what each took. The CNN pays for the whole canvas in every layer, so on
 # the 42x42 and 60x60 canvases it gets fewer epochs than the ST-CNN, whose classifier
-# sees a 28x28 window; P and E share R's 28x28 canvas. The same work has taken up to 40 %
-# longer from one run to the next on the same kind of CPU (the stored cluttered CNN rows:
-# 5.5 min for seed 0, 7.5 for seed 1), so the two slowest models, the affine ST-CNNs on RTS
+# sees a 28x28 window; P and E share R's 28x28 canvas. The same work has taken over a third
+# longer from one run to the next on the same CPU (the stored cluttered CNN rows: 5.5 min
+# for seed 0, 7.5 for seed 1), so the two slowest models, the affine ST-CNNs on RTS
 # and cluttered MNIST, got 26 and 20 epochs (from 30 and 32) to stay under the budget.
 EPOCHS = {"R": {None: 60, "affine": 40, "projective": 32, "tps": 36},
           "RTS": {None: 25, "affine": 26, "projective": 24, "tps": 26},

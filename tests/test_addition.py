@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import stn_utils.addition as addition
-from stn_utils import distortions, recipes, viz
+from stn_utils import data, distortions, recipes, viz
 from stn_utils.data import ImageDataset
 from stn_utils.exercises import addition as ex
 from stn_utils.models import Classifier, SpatialTransformer, TransformerStack, build_model
@@ -29,6 +29,7 @@ def fake_mnist(name, split, **kwargs):
 @pytest.fixture
 def fake_data(monkeypatch):
     monkeypatch.setattr(addition, "load_dataset", fake_mnist)
+    monkeypatch.setattr(data, "load_dataset", fake_mnist)  # what the benchmarks count images with
 
 
 def test_pairs_sum_two_different_digits_and_keep_both_labels():
@@ -243,6 +244,9 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
         benchmark.main(["--rows", "cnn", "--epochs", "2", "--train-subset", "24", "--test-subset", "16",
                         "--results", str(tmp_path)])
     assert "cnn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same recipe on fewer pairs: refused as well
+        benchmark.main(["--rows", "cnn", "--train-subset", "20", "--test-subset", "16", "--results", str(tmp_path)])
+    assert "cnn-seed0: train_images: 24 -> 20" in capsys.readouterr().err
     assert (tmp_path / "cnn-seed0.json").read_text() == saved_text
     overall = sum(share * error for share, error in groups if error is not None) / 100
     assert overall == pytest.approx(row["error"])          # predicted as the error was measured

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import stn_utils.canvas as canvas
-from stn_utils import distortions, recipes
+from stn_utils import data, distortions, recipes
 from stn_utils.data import ImageDataset
 from stn_utils.exercises import canvas as ex
 from stn_utils.geometry import invert_theta, make_theta
@@ -30,6 +30,7 @@ def fake_cifar(name, split, **kwargs):
 @pytest.fixture
 def fake_data(monkeypatch):
     monkeypatch.setattr(canvas, "load_dataset", fake_cifar)
+    monkeypatch.setattr(data, "load_dataset", fake_cifar)  # what the benchmarks count images with
 
 
 def test_on_canvas_keeps_the_whole_photograph_inside_a_black_border():
@@ -234,3 +235,6 @@ def test_benchmark_saves_rows_loads_them_back_and_prints_the_table(fake_data, tm
         benchmark.main(["--rows", "stn", "--train-subset", "24", "--test-subset", "16", "--results", str(tmp_path)])
     assert "stn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
     assert (tmp_path / "stn-seed0.json").read_text() == saved_text
+    with pytest.raises(SystemExit):  # the same recipe on fewer test images: refused as well
+        benchmark.main(["--rows", "cnn", "--train-subset", "24", "--test-subset", "12", "--results", str(tmp_path)])
+    assert "cnn-seed0: test_images: 16 -> 12" in capsys.readouterr().err

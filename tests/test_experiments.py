@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import stn_utils.experiments as experiments
+from stn_utils import data
 from stn_utils.data import ImageDataset
 from stn_utils.models import SpatialTransformer
 
@@ -26,6 +27,7 @@ def fake_mnist(name, split, **kwargs):
 @pytest.fixture
 def fake_data(monkeypatch):
     monkeypatch.setattr(experiments, "load_dataset", fake_mnist)
+    monkeypatch.setattr(data, "load_dataset", fake_mnist)  # what the benchmarks count images with
 
 
 def test_distorted_mnist_trains_on_plain_digits_and_tests_on_one_fixed_draw(fake_data):
@@ -123,6 +125,10 @@ def test_benchmark_saves_every_row_and_assembles_the_table_from_them(fake_data, 
         benchmark.main(["--rows", "R:cnn", "--epochs", "2", "--train-subset", "2000", "--test-subset", "500",
                         "--results", str(tmp_path)])
     assert "R-cnn-seed0: epochs: 1 -> 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same recipe on fewer digits: refused as well
+        benchmark.main(["--rows", "R:cnn", "--epochs", "1", "--train-subset", "24", "--test-subset", "500",
+                        "--results", str(tmp_path)])
+    assert "R-cnn-seed0: train_images: 40 -> 24" in capsys.readouterr().err
     assert (tmp_path / "R-cnn-seed0.json").read_text() == saved
 
 
