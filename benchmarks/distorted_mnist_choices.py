@@ -8,9 +8,11 @@ one choice undone at a time, every other setting as the course's recipe has it.
 The choices are ``stn_utils.experiments.CHOICES``. Every row trains for the same, shorter
 schedule (``--epochs``, 6 by default, against the table's 30) so that the whole comparison
 fits in under half an hour on two CPU cores. One seed: a difference of a tenth of a point
-may be no more than another seed would make. Each finished row is
-saved at once as ``<results>/<CHOICE>-epochs<EPOCHS>-seed<SEED>.json``; a second run trains
-only the missing rows.
+may be no more than another seed would make. Each finished row is saved at once as
+``<results>/<CHOICE>-epochs<EPOCHS>-seed<SEED>.json``; a second run trains only the missing
+rows (``--rerun``: all again). A saved row trained with another recipe or on another number
+of images than its row has now is refused, never overwritten: move it away, or pass
+``--rerun``; the subsets need a folder of their own (``--results``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import sys
 from pathlib import Path
 
 from machine import cpu_name, describe
-from saved_rows import train_missing
-from stn_utils.experiments import CHOICES, STORED_CHOICES, choice_row, choices_table
+from saved_rows import check_subsets, count_differences, image_counts, refuse_stale_rows, train_missing
+from stn_utils.experiments import CHOICES, STORED_CHOICES, choice_recipe, choice_row, choices_table
 from stn_utils.training import pick_device
 
 RESULTS = Path(__file__).resolve().parents[1] / STORED_CHOICES
@@ -43,6 +45,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    check_subsets(parser, args)
+    if (args.train_subset or args.test_subset) and not args.table and args.results.resolve() == RESULTS.resolve():
+        parser.error("the subsets make rows unlike the course's; give them a folder of their own with --results, "
+                     "e.g. --results /tmp/rows")
     device = pick_device(args.device)
 
     def train(choice: str) -> dict:
@@ -50,12 +56,21 @@ def main(argv=None) -> None:
                          train_subset=args.train_subset, test_subset=args.test_subset)
         return dict(choice=choice, error=row["error"], seconds=row["seconds"], epochs=row["epochs"],
                     train_acc=row["history"]["train_acc"][-1], recipe=row["recipe"].to_dict(), seed=args.seed,
+                    train_images=row["train_images"], test_images=row["test_images"],
                     cpu=cpu_name(), machine=describe(device), date=datetime.date.today().isoformat())
+
+    def differences(choice: str, saved: dict, counts: tuple[int, int]) -> list[str]:
+        # the course's rows were saved before rows recorded their image counts; all are of the full sets
+        counted = count_differences(saved, *counts) if "train_images" in saved else []
+        return choice_recipe(choice, epochs=args.epochs).differences(saved["recipe"]) + counted
 
     def path(choice: str) -> Path:
         return args.results / f"{choice}-epochs{args.epochs}-seed{args.seed}.json"
 
     if not args.table:
+        if not args.rerun:
+            counts = image_counts("mnist", args)
+            refuse_stale_rows(parser, args.rows, path, lambda choice, saved: differences(choice, saved, counts))
         print(f"# {describe(device)}", flush=True)
         train_missing(args.rows, path, train, rerun=args.rerun,
                       summary=lambda row: f"{row['choice']}: {row['error']:.2f} % test error, "

@@ -1,6 +1,7 @@
 """What the row benchmarks share (cifar10.py, jpeg_cost.py, distorted_mnist.py, mnist_addition.py,
-cifar10_canvas.py): their command-line options, training only the rows not yet saved, refusing
-saved rows that their rows no longer match, and reading the saved rows back."""
+cifar10_canvas.py; distorted_mnist_choices.py, with options of its own, takes the rest): their
+command-line options, training only the rows not yet saved, refusing saved rows that their rows
+no longer match (in recipe or in image counts), and reading the saved rows back."""
 
 from __future__ import annotations
 
@@ -31,10 +32,18 @@ def check_row_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
         args.epochs, args.train_subset, args.test_subset = 1, 2000, 500
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    check_subsets(parser, args)
     changed = args.epochs or args.train_subset or args.test_subset
     if changed and not args.table and args.results.resolve() == results.resolve():
         parser.error("--smoke, --epochs and the subsets make rows unlike the course's; give them a folder of "
                      "their own with --results, e.g. --results /tmp/rows")
+
+
+def check_subsets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a ``--train-subset`` or ``--test-subset`` below 1."""
+    for option, subset in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
+        if subset is not None and subset < 1:
+            parser.error(f"{option} must be at least 1; got {subset}")
 
 
 def train_missing(keys, path_for, train, *, rerun: bool, summary) -> None:

@@ -32,8 +32,8 @@ from .training import accuracy_curve, evaluate, fit, seed_everything
 __all__ = ["PAPER_ERRORS", "TEST_SEED", "distorted_mnist", "distortion_recipe", "build_distorted_mnist_model",
            "EPOCHS", "STORED_ROWS", "STORED_CHOICES", "stored_rows", "train_row", "saved_row", "CURVES",
            "invariance_curves", "TransformerFilm", "COLLAPSE_SETUPS", "median_zoom", "collapse_run",
-           "results_table", "TABLE_MODELS",
-           "train_and_test", "saved_run", "verdict", "benchmark_table", "CHOICES", "choice_row", "choices_table"]
+           "results_table", "TABLE_MODELS", "train_and_test", "saved_run", "verdict", "benchmark_table", "CHOICES",
+           "choice_recipe", "choice_row", "choices_table"]
 
 # Test error (%) in the paper: Table 1 for R, RTS, P and E; for 60x60 cluttered MNIST its
 # text gives the CNN's 3.5 % and the ST-CNN's 1.7 %. Keys: (distortion, transform or None for the CNN).
@@ -85,9 +85,10 @@ def distorted_mnist(distortion: str, *, train_subset: int | None = None, test_su
 # benchmark prints what each took. The CNN pays for the whole canvas in every layer, so on
 # the 42x42 and 60x60 canvases it gets fewer epochs than the ST-CNN, whose classifier
 # sees a 28x28 window; P and E share R's 28x28 canvas. The same work has taken over a third
-# longer from one run to the next on the same CPU (the stored cluttered CNN rows: 5.5 min
-# for seed 0, 7.5 for seed 1), so the two slowest models, the affine ST-CNNs on RTS
-# and cluttered MNIST, got 26 and 20 epochs (from 30 and 32) to stay under the budget.
+# longer from one run to the next on the same kind of CPU (the stored cluttered CNN rows:
+# 5.5 min for seed 0, 7.5 for seed 1), so the affine ST-CNNs on RTS and cluttered MNIST,
+# the slowest models of the timing runs, got 26 and 20 epochs (from 30 and 32) to stay
+# under the budget.
 EPOCHS = {"R": {None: 60, "affine": 40, "projective": 32, "tps": 36},
           "RTS": {None: 25, "affine": 26, "projective": 24, "tps": 26},
           "cluttered": {None: 10, "affine": 20}}
@@ -177,22 +178,29 @@ CHOICES = {
 }
 
 
+def choice_recipe(choice: str, *, epochs: int) -> Recipe:
+    """The RTS ST-CNN's recipe for ``epochs`` with one of :data:`CHOICES` undone."""
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {sorted(CHOICES)}; got {choice!r}.")
+    _, _, recipe_changes, model_changes = CHOICES[choice]
+    return distortion_recipe("RTS", model_changes.get("transform", "affine"), epochs=epochs, **recipe_changes)
+
+
 def choice_row(choice: str, *, epochs: int, device=None, seed: int = 0, root=None,
                train_subset: int | None = None, test_subset: int | None = None) -> dict:
     """Train the RTS ST-CNN (affine) for ``epochs`` with one of :data:`CHOICES` undone and
-    measure it; returns :func:`train_row`'s dict with ``choice`` and ``recipe``."""
+    measure it; returns :func:`train_row`'s dict with ``choice``, ``recipe``
+    (:func:`choice_recipe`), ``train_images`` and ``test_images``."""
     distortion = "RTS"
-    if choice not in CHOICES:
-        raise ValueError(f"choice must be one of {sorted(CHOICES)}; got {choice!r}.")
-    _, data_changes, recipe_changes, model_changes = CHOICES[choice]
+    recipe = choice_recipe(choice, epochs=epochs)
+    _, data_changes, _, model_changes = CHOICES[choice]
     model_changes = dict(model_changes)
     transform = model_changes.pop("transform", "affine")
     train, test = distorted_mnist(distortion, train_subset=train_subset, test_subset=test_subset, seed=seed,
                                   root=root, **data_changes)
-    recipe = distortion_recipe(distortion, transform, epochs=epochs, **recipe_changes)
     row = train_row(distortion, transform, train, test, recipe=recipe, device=device, seed=seed,
                     model_kwargs=model_changes)
-    return dict(row, choice=choice, recipe=recipe)
+    return dict(row, choice=choice, recipe=recipe, train_images=len(train), test_images=len(test))
 
 
 def choices_table(rows: list[dict]) -> str:

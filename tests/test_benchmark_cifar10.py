@@ -144,7 +144,9 @@ def test_bad_options_are_refused(monkeypatch, capsys, tmp_path):
                           (["--set", "tta_level=5"], "Recipe.tta_level must be 0, 1 or 2"),
                           (["--widths", "8,8"], "--widths takes three positive channel counts"),
                           (["--set", "lr=0.2"], "give them a folder of their own with --results"),
-                          (["--smoke"], "give them a folder of their own with --results")):
+                          (["--smoke"], "give them a folder of their own with --results"),
+                          (["--test-subset", "0", "--results", str(tmp_path)],
+                           "--test-subset must be at least 1; got 0")):
         with pytest.raises(SystemExit):
             benchmark.main(argv)
         assert message in capsys.readouterr().err

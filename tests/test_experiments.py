@@ -218,7 +218,8 @@ def test_each_choice_undoes_one_thing_of_the_course_recipe(fake_data, monkeypatc
         experiments.choice_row("no-dropout", epochs=1)
 
 
-def test_choices_benchmark_saves_rows_and_prints_the_change_against_the_course(fake_data, tmp_path, capsys):
+def test_choices_benchmark_saves_rows_and_prints_the_change_against_the_course(fake_data, tmp_path, capsys,
+                                                                               monkeypatch):
     load_benchmark()  # puts benchmarks/ on the path, as when the script runs
     spec = importlib.util.spec_from_file_location("choices_benchmark",
                                                   REPO / "benchmarks" / "distorted_mnist_choices.py")
@@ -234,6 +235,21 @@ def test_choices_benchmark_saves_rows_and_prints_the_change_against_the_course(f
     assert f"| {sgd['error']:.2f} | {sgd['error'] - course['error']:+.2f} |" in out
     choices.main(argv)  # saved rows are not trained again
     assert "sgd:" not in capsys.readouterr().out
+    assert (sgd["train_images"], sgd["test_images"]) == (32, 8)
+    saved = (tmp_path / "sgd-epochs1-seed0.json").read_text()
+    fewer = ["--rows", "sgd", "--epochs", "1", "--train-subset", "16", "--test-subset", "8", "--results", str(tmp_path)]
+    for bad, message in ((fewer, "sgd-epochs1-seed0: train_images: 32 -> 16"),
+                         (fewer[:6], "give them a folder of their own with --results"),   # the course's folder
+                         ([*fewer[:5], "0"], "--train-subset must be at least 1; got 0")):
+        with pytest.raises(SystemExit):
+            choices.main(bad)
+        assert message in capsys.readouterr().err
+    monkeypatch.setattr(choices, "choice_recipe",
+                        lambda choice, epochs: experiments.choice_recipe("course", epochs=epochs))
+    with pytest.raises(SystemExit):  # the choice's recipe changed since the row was saved: refused, kept
+        choices.main(argv)
+    assert "sgd-epochs1-seed0: optimizer: 'sgd' -> 'adamw'" in capsys.readouterr().err
+    assert (tmp_path / "sgd-epochs1-seed0.json").read_text() == saved
 
 
 def test_distortion_strength_prints_the_ink_each_generator_keeps(monkeypatch, capsys):
