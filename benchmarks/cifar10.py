@@ -13,6 +13,9 @@ Rows (``ROWS``, trained in this order):
 - ``cnn`` and ``stn``: the course's models with ``stn_utils.recipes.CIFAR10`` (notebook
   05's); ``stn-seed1`` and ``cnn-seed1``: the same with seed 1.
 - ``stn-10-epochs``: the STN-CNN with the recipe cut to airbench's length, 10 epochs.
+- ``stn-ceil-pool``: the STN-CNN whose max-pools round up (``ceil_pool=True``, see
+  ``stn_utils.models.cifar_body``), so that its body drops no row or column of its maps at
+  the bottom and right edges: does the transformer still learn its vertical squeeze?
 - ``short-*``: the CNN with the recipe's epochs cut to ``SHORT_EPOCHS`` and one choice of
   the recipe undone at a time (``short-cnn`` undoes none): what each choice buys.
 - ``stn-fp32`` and ``stn-fp32-8-epochs``: the STN-CNN with bf16 turned off
@@ -25,7 +28,8 @@ All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR``
 ``STN_DATA_SOURCE`` apply). "wall time" is training plus the one test that gives the row's
 headline accuracy: with the recipe's test-time augmentation (mirror images and one-pixel
 shifts for the course's models, none for the seed); nothing is evaluated between epochs.
-The accuracy with fewer test-time views is given beside it. Each finished row is saved at
+The accuracy with fewer test-time views is given beside it, and for every STN-CNN of the
+course the median theta its transformer predicts on the test images. Each finished row is saved at
 once as ``<results>/<ROW>.json``, so an interrupted run keeps its rows and a second run
 trains only the missing ones (``--rerun``: all again). A saved row whose recipe, model,
 description or numbers of images are no longer its row's is refused, never overwritten: move
@@ -42,6 +46,7 @@ import argparse
 import ast
 import dataclasses
 import datetime
+import json
 import math
 import sys
 import time
@@ -81,6 +86,7 @@ class Row:
     description: str
     seed: int = 0
     course: bool = True  # --set and --widths change the course's rows only
+    model_kwargs: tuple = ()  # (name, value) pairs for build_model, beyond the course's model
 
 
 def _short(description: str, **undo) -> Row:
@@ -99,6 +105,8 @@ ROWS = {
     "cnn-seed1": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10, seed 1", seed=1),
     "stn-10-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, epochs=10),
                          "course STN-CNN, recipes.CIFAR10 cut to 10 epochs"),
+    "stn-ceil-pool": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, its max-pools rounding up",
+                         model_kwargs=(("ceil_pool", True),)),
     "short-cnn": _short("the recipe"),
     "short-cnn-lookahead-epoch-end": _short("weights set to the lookahead average at every epoch's end",
                                             lookahead_epoch_end=True),
@@ -136,7 +144,7 @@ def row_setup(key: str, *, epochs=None, overrides=None, widths=None) -> tuple[Re
     changes: ``epochs`` changes every row's; ``overrides`` (Recipe fields) and ``widths``
     (the body's) change the course's rows only."""
     row = ROWS[key]
-    recipe, model_kwargs, description = row.recipe, {}, row.description
+    recipe, model_kwargs, description = row.recipe, dict(row.model_kwargs), row.description
     changes = [f"epochs={epochs}"] if epochs else []
     if epochs:
         recipe = dataclasses.replace(recipe, epochs=epochs)
@@ -164,9 +172,12 @@ def row_differences(key: str, saved: dict, *, train_images: int, test_images: in
     """``"field: saved -> now"`` wherever the saved row ``saved`` of ``key`` was trained with
     another recipe, model or number of images than the row now has (``changes`` as for
     :func:`row_setup`), or is described otherwise than ``description`` (default: the row's own)."""
-    recipe, _, own_description = row_setup(key, **changes)
+    recipe, model_kwargs, own_description = row_setup(key, **changes)
     description = own_description if description is None else description
     differences = recipe.differences(saved["recipe"])
+    model_kwargs = json.loads(json.dumps(model_kwargs))  # as saved: tuples become lists
+    if "model_kwargs" in saved and saved["model_kwargs"] != model_kwargs:  # rows saved before it was recorded: {}
+        differences.append(f"model_kwargs: {saved['model_kwargs']!r} -> {model_kwargs!r}")
     for name, now in (("model", ROWS[key].model), ("description", description)):
         if saved.get(name) != now:
             differences.append(f"{name}: {saved.get(name)!r} -> {now!r}")
@@ -193,13 +204,26 @@ def train_row(key: str, train, test, device, *, epochs=None, overrides=None, wid
     for level in range(recipe.tta_level):  # the same model with fewer test-time views
         accuracies[level] = _accuracy(model, test, recipe, level, device)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(recipe.precision, device)]
-    return {"row": key, "description": description, "model": row.model, "seed": row.seed,
+    # where the course's transformers sample (the tutorial's takes normalised images: left out)
+    transform = {"theta_median": median_theta(model, test, device)} if row.course and model.stn is not None else {}
+    return {"row": key, "description": description, "model": row.model, "model_kwargs": model_kwargs, **transform,
+            "seed": row.seed,
             "parameters": count_parameters(model), "macs": count_macs(model, (3, 32, 32)), "epochs": recipe.epochs,
             "precision": precision, "seconds": wall, "training_seconds": history["seconds"][-1],
             "accuracy": {str(level): value for level, value in sorted(accuracies.items())},
             "train_loss": history["train_loss"], "train_acc": history["train_acc"], "recipe": recipe.to_dict(),
             "train_images": len(train), "test_images": len(test), "machine": describe(device),
             "cpu": cpu_name(), "started": started_at.isoformat(timespec="seconds")}
+
+
+@torch.no_grad()
+def median_theta(model, test: ImageDataset, device) -> list[list[float]]:
+    """The median over the test images of each entry of the theta (2, 3) that ``model``'s
+    spatial transformer predicts: where it samples, [[a, b, tx], [c, d, ty]]."""
+    model.eval()
+    thetas = torch.cat([model.stn.predict_theta(to_float(chunk).to(device)).float().cpu()
+                        for chunk in test.images.split(1000)])
+    return [[round(value, 4) for value in entry] for entry in thetas.median(dim=0).values.tolist()]
 
 
 def table_line(row: dict) -> str:
@@ -220,6 +244,11 @@ def print_table(rows: list[dict]) -> None:
     for stn, cnn in (("stn", "cnn"), ("stn-seed1", "cnn-seed1")):
         if stn in seconds and cnn in seconds:
             print(f"# {stn} / {cnn} wall time: {seconds[stn] / seconds[cnn]:.2f}x")
+    for row in rows:
+        if "theta_median" in row:
+            (a, b, tx), (c, d, ty) = row["theta_median"]
+            print(f"# {row['row']}: median theta over the test images: a {a:.4f}, b {b:+.4f}, tx {tx:+.4f}; "
+                  f"c {c:+.4f}, d {d:.4f}, ty {ty:+.4f}")
     print(ran_on(rows))
 
 

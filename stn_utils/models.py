@@ -387,7 +387,8 @@ def fit_whitening(model: nn.Module, images: Tensor, *, refit: bool = False) -> i
 CIFAR_WIDTHS = (64, 256, 256)
 
 
-def cifar_body(widths=CIFAR_WIDTHS, classes: int = 10, *, logit_scale: float = 1 / 9) -> nn.Sequential:
+def cifar_body(widths=CIFAR_WIDTHS, classes: int = 10, *, logit_scale: float = 1 / 9,
+               ceil_pool: bool = False) -> nn.Sequential:
     """The course's CNN for 32x32 RGB images: Keller Jordan's airbench94 layout (arXiv
     2404.00498), about 118 M multiply-adds at the default widths.
 
@@ -399,6 +400,11 @@ def cifar_body(widths=CIFAR_WIDTHS, classes: int = 10, *, logit_scale: float = 1
     ``logit_scale`` below 1 makes the last layer learn more slowly and start less sure of
     itself, which airbench found to help. Takes any input size of 9 pixels or more.
 
+    Each max-pool rounds down, so on odd sides it drops the map's last row and column
+    (31 -> 15 -> 7 -> 3 drops them three times): the body reads an image's bottom and right
+    edges less than its top and left ones. ``ceil_pool=True`` rounds up instead
+    (31 -> 16 -> 8 -> 4) and drops none, for 23 % more multiply-adds.
+
     Shape:
         (B, 3, H, W), normalised -> logits (B, classes)
     """
@@ -406,7 +412,8 @@ def cifar_body(widths=CIFAR_WIDTHS, classes: int = 10, *, logit_scale: float = 1
     layers = [stem, nn.GELU()]
     in_channels = stem.conv.out_channels
     for width in widths:
-        layers += [_identity_conv(in_channels, width), nn.MaxPool2d(2), _shift_only_norm(width), nn.GELU(),
+        layers += [_identity_conv(in_channels, width), nn.MaxPool2d(2, ceil_mode=ceil_pool), _shift_only_norm(width),
+                   nn.GELU(),
                    _identity_conv(width, width), _shift_only_norm(width), nn.GELU()]
         in_channels = width
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(in_channels, classes, bias=False),
@@ -502,15 +509,16 @@ def tutorial_body(in_channels: int = 3, *, widths=(32, 64), input_size: int = 32
         nn.Linear(widths[1] * side * side, 50), nn.ReLU(), nn.Dropout(), nn.Linear(50, classes))
 
 
-def _cifar(stn: bool, localization_size: int = 8, widths=CIFAR_WIDTHS, **stn_kwargs) -> Classifier:
+def _cifar(stn: bool, localization_size: int = 8, widths=CIFAR_WIDTHS, ceil_pool: bool = False,
+           **stn_kwargs) -> Classifier:
     """``localization_size``: side the localisation net averages the image down to. An
     8x8 thumbnail keeps the STN cheap (the STN-CNN trains in 1.03x the CNN's time in
     benchmarks/cifar10.py); a 16x16 one cost 16 % on top of an earlier, smaller body.
-    ``widths``: the body's three stage widths (see :func:`cifar_body`)."""
+    ``widths`` and ``ceil_pool``: the body's (see :func:`cifar_body`)."""
     if stn and "localization" not in stn_kwargs:
         stn_kwargs["localization"] = LocalizationNet(3, input_size=localization_size)
     transformer = SpatialTransformer(3, **stn_kwargs) if stn else None
-    return Classifier(cifar_body(widths), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
+    return Classifier(cifar_body(widths, ceil_pool=ceil_pool), CIFAR10_MEAN, CIFAR10_STD, stn=transformer)
 
 
 def _mnist(transform, input_size: int = 28, output_size: int | None = None, localization_size: int = 16,

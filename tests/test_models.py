@@ -287,6 +287,23 @@ def test_cifar_body_shape_and_cost():
     assert isinstance(body[0], PatchWhitening)
 
 
+def test_cifar_body_pools_round_down_unless_asked_to_round_up():
+    def pooled_sides(body):
+        sides = []
+        hooks = [m.register_forward_hook(lambda m, i, out: sides.append(out.shape[-1]))
+                 for m in body.modules() if isinstance(m, torch.nn.MaxPool2d)]
+        body(torch.randn(1, 3, 32, 32))
+        for hook in hooks:
+            hook.remove()
+        return sides
+
+    assert pooled_sides(cifar_body(widths=(8, 8, 16))) == [15, 7, 3]               # drops a row and column each time
+    assert pooled_sides(cifar_body(widths=(8, 8, 16), ceil_pool=True)) == [16, 8, 4]  # drops none
+    assert 145e6 < count_macs(cifar_body(ceil_pool=True), (3, 32, 32)) < 146.5e6    # "23 % more multiply-adds"
+    stn = build_model("cifar_stn", ceil_pool=True)
+    assert pooled_sides(stn.body) == [16, 8, 4] and stn.build_kwargs == {"ceil_pool": True}
+
+
 def test_cifar_body_starts_near_the_identity_with_shift_only_norms():
     body = cifar_body(widths=(32, 64, 64))
     convs = [m for m in body if isinstance(m, nn.Conv2d)]
