@@ -28,8 +28,8 @@ All rows use the same data (``stn_utils.data.load_dataset``, so ``STN_DATA_DIR``
 ``STN_DATA_SOURCE`` apply). "wall time" is training plus the one test that gives the row's
 headline accuracy: with the recipe's test-time augmentation (mirror images and one-pixel
 shifts for the course's models, none for the seed); nothing is evaluated between epochs.
-The accuracy with fewer test-time views is given beside it, and for every STN-CNN of the
-course the median theta its transformer predicts on the test images. Each finished row is saved at
+The accuracy with fewer test-time views is given beside it, and for every model with a
+transformer the median theta it predicts on the test images. Each finished row is saved at
 once as ``<results>/<ROW>.json``, so an interrupted run keeps its rows and a second run
 trains only the missing ones (``--rerun``: all again). A saved row whose recipe, model,
 description or numbers of images are no longer its row's is refused, never overwritten: move
@@ -204,8 +204,7 @@ def train_row(key: str, train, test, device, *, epochs=None, overrides=None, wid
     for level in range(recipe.tta_level):  # the same model with fewer test-time views
         accuracies[level] = _accuracy(model, test, recipe, level, device)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(recipe.precision, device)]
-    # where the course's transformers sample (the tutorial's takes normalised images: left out)
-    transform = {"theta_median": median_theta(model, test, device)} if row.course and model.stn is not None else {}
+    transform = {"theta_median": median_theta(model, test, device)} if model.stn is not None else {}
     return {"row": key, "description": description, "model": row.model, "model_kwargs": model_kwargs, **transform,
             "seed": row.seed,
             "parameters": count_parameters(model), "macs": count_macs(model, (3, 32, 32)), "epochs": recipe.epochs,
@@ -221,7 +220,7 @@ def median_theta(model, test: ImageDataset, device) -> list[list[float]]:
     """The median over the test images of each entry of the theta (2, 3) that ``model``'s
     spatial transformer predicts: where it samples, [[a, b, tx], [c, d, ty]]."""
     model.eval()
-    thetas = torch.cat([model.stn.predict_theta(to_float(chunk).to(device)).float().cpu()
+    thetas = torch.cat([model.predict_theta(to_float(chunk).to(device)).float().cpu()
                         for chunk in test.images.split(1000)])
     return [[round(value, 4) for value in entry] for entry in thetas.median(dim=0).values.tolist()]
 

@@ -353,7 +353,7 @@ def median_zoom(model: nn.Module, images) -> float:
     with torch.no_grad():
         inputs = images.float() / 255 if images.dtype == torch.uint8 else images
         inputs = inputs.to(next(model.parameters()).device)
-        theta = model.stn.predict_theta(model.normalize(inputs) if model.normalize_first else inputs)
+        theta = model.predict_theta(inputs)
     return theta[:, :, :2].det().abs().sqrt().median().item()
 
 

@@ -254,6 +254,16 @@ class Classifier(nn.Module):
             x = self.normalize(x)
         return self.body(x)
 
+    def predict_theta(self, x: Tensor) -> Tensor:
+        """The theta (B, 2, 3) that the model's transformer predicts for images ``x``
+        (B, C, H, W) in [0, 1], from what it sees in :meth:`forward` (the normalised images
+        with ``normalize_first``); see :meth:`SpatialTransformer.predict_theta`."""
+        if not isinstance(self.stn, SpatialTransformer):
+            raise ValueError(f"{getattr(self, 'name', type(self).__name__)} has no single SpatialTransformer to "
+                             f"predict a theta (its stn is {type(self.stn).__name__}); call predict_theta on one "
+                             "of its transformers instead.")
+        return self.stn.predict_theta(self.normalize(x) if self.normalize_first else x)
+
     def prepare(self, images: Tensor) -> int:
         """Fit what the model fits to its data before training: its patch-whitening stem,
         if it has one and it is not fitted yet (:func:`fit_whitening`). ``images``

@@ -287,6 +287,19 @@ def test_cifar_body_shape_and_cost():
     assert isinstance(body[0], PatchWhitening)
 
 
+def test_a_classifier_predicts_theta_from_what_its_transformer_sees():
+    images = torch.rand(4, 3, 32, 32)
+    course, tutorial = build_model("cifar_stn"), build_model("tutorial_stn")
+    for model in (course, tutorial):
+        with torch.no_grad():
+            model.stn.to_theta.weight.normal_(std=0.1)   # theta depends on the image
+    assert torch.equal(course.predict_theta(images), course.stn.predict_theta(images))
+    assert torch.equal(tutorial.predict_theta(images), tutorial.stn.predict_theta(tutorial.normalize(images)))
+    assert not torch.allclose(tutorial.predict_theta(images), tutorial.stn.predict_theta(images))
+    with pytest.raises(ValueError, match="has no single SpatialTransformer"):
+        build_model("cifar_cnn").predict_theta(images)
+
+
 def test_cifar_body_pools_round_down_unless_asked_to_round_up():
     def pooled_sides(body):
         sides = []
