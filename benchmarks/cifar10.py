@@ -12,12 +12,16 @@ Rows (``ROWS``, trained in this order):
 
 - ``cnn`` and ``stn``: the course's models with ``stn_utils.recipes.CIFAR10`` (notebook
   05's); ``stn-seed1`` and ``cnn-seed1``: the same with seed 1.
+- ``stn-muon``, ``cnn-muon`` and their ``-seed1`` rows: the course's models with
+  ``stn_utils.recipes.CIFAR10_MUON``, the recipe with Muon for the convolutions' filters
+  (``stn_utils.optim``), 17 epochs.
 - ``stn-10-epochs``: the STN-CNN with the recipe cut to airbench's length, 10 epochs.
 - ``stn-ceil-pool``: the STN-CNN whose max-pools round up (``ceil_pool=True``, see
   ``stn_utils.models.cifar_body``), so that its body drops no row or column of its maps at
   the bottom and right edges: does the transformer still learn its vertical squeeze?
 - ``short-*``: the CNN with the recipe's epochs cut to ``SHORT_EPOCHS`` and one choice of
-  the recipe undone at a time (``short-cnn`` undoes none): what each choice buys.
+  the recipe undone at a time (``short-cnn`` undoes none): what each choice buys; the
+  ``short-cnn-muon`` rows add one instead, Muon, at two rates.
 - ``stn-fp32`` and ``stn-fp32-8-epochs``: the STN-CNN with bf16 turned off
   (``precision="fp32"``) and 10 or 8 epochs: settings for a CPU without bf16 hardware.
 - ``seed``: the PyTorch tutorial's STN architecture with the seed notebook's recipe (SGD
@@ -103,6 +107,10 @@ ROWS = {
     "stn": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
     "stn-seed1": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, seed 1", seed=1),
     "cnn-seed1": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10, seed 1", seed=1),
+    "stn-muon": Row("cifar_stn", recipes.CIFAR10_MUON, "course STN-CNN, recipes.CIFAR10_MUON"),
+    "cnn-muon": Row("cifar_cnn", recipes.CIFAR10_MUON, "course CNN, recipes.CIFAR10_MUON"),
+    "stn-muon-seed1": Row("cifar_stn", recipes.CIFAR10_MUON, "course STN-CNN, recipes.CIFAR10_MUON, seed 1", seed=1),
+    "cnn-muon-seed1": Row("cifar_cnn", recipes.CIFAR10_MUON, "course CNN, recipes.CIFAR10_MUON, seed 1", seed=1),
     "stn-10-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, epochs=10),
                          "course STN-CNN, recipes.CIFAR10 cut to 10 epochs"),
     "stn-ceil-pool": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, its max-pools rounding up",
@@ -115,6 +123,8 @@ ROWS = {
     "short-cnn-schedule-0-0": _short("schedule from 0 to 0, peak at 20 %", lr_start=0.0, lr_end=0.0, warmup=0.2),
     "short-cnn-l2-decay": _short("L2 decay on weights only, not decoupled", decoupled_decay=False),
     "short-cnn-whitening-bias-trained": _short("whitening bias trained throughout", whitening_bias_epochs=None),
+    "short-cnn-muon": _short("Muon for the convolutions' filters", muon_lr=0.12),
+    "short-cnn-muon-half-rate": _short("Muon for the convolutions' filters at half the rate", muon_lr=0.06),
     "stn-fp32": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32", epochs=10),
                     "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off), 10 epochs"),
     "stn-fp32-8-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, precision="fp32", epochs=8),

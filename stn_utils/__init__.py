@@ -12,6 +12,7 @@ bottom up:
 - ``models``: the ``SpatialTransformer`` module and the course's CNNs.
 - ``recipes``: the ``Recipe`` dataclass, one description of a training run, and the
   course's named recipes.
+- ``optim``: Muon for convolution filters, beside SGD (a recipe's ``muon_lr``).
 - ``training``: seeding, device choice, fit / evaluate, checkpoints.
 - ``experiments``: the distorted-MNIST comparison (notebook 06 and its benchmark).
 - ``canvas``: CIFAR-10 on a canvas, a CNN against an STN-CNN (notebook 07 and its benchmark).

@@ -2,7 +2,8 @@
 
 :func:`fit` is built from small parts, in the order it uses them:
 
-- :func:`optimizer_for`: SGD with one parameter group per learning-rate scale and decay;
+- :func:`optimizer_for`: SGD with one parameter group per learning-rate scale and decay
+  (and Muon for the convolutions' filters where the recipe sets ``muon_lr``);
 - :func:`lr_factor` and :func:`schedule_for`: the schedule, a factor of the peak rate at each step;
 - :class:`Lookahead`: the decaying weight average some recipes train with;
 - :func:`train_epoch`: one pass over the training set;
@@ -38,6 +39,7 @@ from .data import ImageDataset, to_float
 from .files import atomic_write
 from .machine import keep_freed_memory
 from .models import NORMS, PatchWhitening, SpatialTransformer, build_model
+from .optim import SGDMuon
 from .recipes import PRECISIONS, Recipe
 
 __all__ = [
@@ -268,13 +270,22 @@ def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     rate. A patch-whitening stem's bias gets a group of its own, marked
     ``"whitening_bias": True``, so that :func:`fit` can freeze it after
     ``recipe.whitening_bias_epochs``.
+
+    With ``recipe.muon_lr``, the convolution filters outside spatial transformers form a
+    group of their own, marked ``"orthogonalize": True``, that steps with Muon at that rate
+    and ``recipe.muon_momentum``, without weight decay (:class:`stn_utils.optim.SGDMuon`,
+    whose Newton-Schulz iterations run in bf16 where the run autocasts to bf16, else fp32).
     """
     stn_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
     norm_ids = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
     whitening_bias_ids = {id(m.conv.bias) for m in model.modules() if isinstance(m, PatchWhitening)}
     groups: dict[tuple, list] = {}
+    filters: list[Tensor] = []
     for parameter in (p for p in model.parameters() if p.requires_grad):
         in_stn = id(parameter) in stn_ids
+        if recipe.muon_lr is not None and parameter.ndim == 4 and not in_stn:
+            filters.append(parameter)
+            continue
         decays = parameter.ndim > 1 or (recipe.decoupled_decay and not in_stn)
         key = (in_stn, id(parameter) in norm_ids, decays, id(parameter) in whitening_bias_ids)
         groups.setdefault(key, []).append(parameter)
@@ -295,6 +306,15 @@ def optimizer_for(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
                 for (in_stn, in_norm, decays, whitening), params in groups.items()]
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(settings, lr=recipe.lr, betas=(recipe.momentum, 0.999))
+    if recipe.muon_lr is not None:
+        if filters:
+            settings.append({"params": filters, "weight_decay": 0.0, "lr": recipe.muon_lr,
+                             "momentum": recipe.muon_momentum, "nesterov": recipe.muon_momentum > 0,
+                             "whitening_bias": False, "orthogonalize": True})
+        device = next(model.parameters()).device
+        dtype = torch.bfloat16 if autocast_dtype(recipe.precision, device) == torch.bfloat16 else torch.float32
+        return SGDMuon(settings, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0,
+                       orthogonalize_dtype=dtype)
     return torch.optim.SGD(settings, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
 

@@ -147,12 +147,19 @@ def test_each_short_row_undoes_one_choice_of_the_recipe():
         if key.startswith("short-cnn-"):
             changed = {name for name, value in row.recipe.to_dict().items() if base.to_dict()[name] != value}
             assert changed and changed <= {"augment", "batch_size", "lr", "lr_start", "lr_end", "warmup",
-                                           "decoupled_decay", "whitening_bias_epochs", "lookahead_epoch_end"}, key
+                                           "decoupled_decay", "whitening_bias_epochs", "lookahead_epoch_end",
+                                           "muon_lr"}, key
             assert len(changed) == 1 or changed in ({"batch_size", "lr"}, {"lr_start", "lr_end", "warmup"}), key
     fp32 = benchmark.ROWS["stn-fp32"].recipe
     assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32", epochs=10)
     assert benchmark.ROWS["stn-fp32-8-epochs"].recipe == dataclasses.replace(fp32, epochs=8)
     assert benchmark.ROWS["stn-10-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=10)
+    muon = benchmark.recipes.CIFAR10_MUON
+    assert muon == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=muon.epochs, muon_lr=muon.muon_lr)
+    assert {benchmark.ROWS[key].recipe.muon_lr for key in ("short-cnn-muon", "short-cnn-muon-half-rate")} == {
+        muon.muon_lr, muon.muon_lr / 2}
+    for key in ("stn-muon", "cnn-muon", "stn-muon-seed1", "cnn-muon-seed1"):
+        assert benchmark.ROWS[key].recipe is muon, key
 
 
 def test_bad_options_are_refused(monkeypatch, capsys, tmp_path):

@@ -929,6 +929,24 @@ def test_resume_with_lookahead_matches_straight_run(tmp_path, monkeypatch, cut_a
     assert_same_state(resumed_model, straight_model)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_run_with_muon_resumes_to_the_uninterrupted_result(tmp_path, channels_last):
+    """Muon's momentum buffers travel in the checkpoint (stn_utils.optim)."""
+    data, test = bright_dark(48), bright_dark(16, seed=1)
+    settings = dict(epochs=3, momentum=0.9, muon_lr=0.05, channels_last=channels_last)
+    straight_model = tiny_model()
+    straight = train(straight_model, data, test, **settings)
+    path = tmp_path / "run.pt"
+    with pytest.raises(Interrupted):
+        train(tiny_model(), data, test, checkpoint=path, callbacks=[stop_at_step(5)], **settings)
+    resumed_model = tiny_model(seed=4)
+    resumed = train(resumed_model, data, test, checkpoint=path, resume=True, **settings)
+    assert without_seconds(resumed) == without_seconds(straight)
+    assert_same_state(resumed_model, straight_model)
+    saved = torch.load(path, weights_only=True)["optimizer"]["state"].values()
+    assert sum("muon_buffer" in state for state in saved) == 1  # the one convolution's filters
+
+
 def test_a_run_that_does_not_write_checkpoints_still_resumes_from_one(tmp_path):
     data, test = bright_dark(48), bright_dark(16, seed=1)
     straight = train(tiny_model(), data, test, epochs=4)
