@@ -137,7 +137,7 @@ def test_rows_seed_their_weights_and_data_order(monkeypatch, capsys, tmp_path):
     assert "| course CNN, recipes.CIFAR10, seed 1 with epochs=1 |" in out
 
 
-def test_each_short_row_undoes_one_choice_of_the_recipe():
+def test_each_short_row_undoes_or_adds_one_choice_of_the_recipe():
     benchmark = load_benchmark()
     base = benchmark.ROWS["short-cnn"].recipe
     assert base.epochs == benchmark.SHORT_EPOCHS
