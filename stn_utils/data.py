@@ -42,6 +42,7 @@ __all__ = [
     "add_clutter",
     "random_affine",
     "random_crop_flip",
+    "cutout",
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -398,3 +399,39 @@ def random_crop_flip(images: Tensor, *, padding: int = 4, flip: bool = True,
         mirror = (torch.rand(b, generator=generator) < 0.5).to(device)
         images = torch.where(mirror[:, None, None, None], images.flip(3), images)
     return images
+
+
+def cutout(images: Tensor, size: int, *, generator: torch.Generator | None = None) -> Tensor:
+    """Cutout (DeVries and Taylor, arXiv 1708.04552) for a whole batch at once: in each image,
+    a ``size`` x ``size`` square centred on a pixel drawn uniformly (and cut off where it
+    crosses the border) is filled with the batch's mean colour, so the model must also
+    recognise objects with a part hidden.
+
+    Args:
+        images: (B, C, H, W), floating point.
+        size: the square's side in pixels, >= 1.
+
+    Returns:
+        (B, C, H, W), the same dtype and device.
+
+    >>> images = torch.zeros(2, 3, 8, 8)
+    >>> images[1] = 1.0  # the batch's mean colour is then 0.5 in every channel
+    >>> out = cutout(images, 4, generator=torch.Generator().manual_seed(0))
+    >>> hidden = (out == 0.5).all(1)  # (B, H, W)
+    >>> out.shape, [0 < int(n) <= 16 for n in hidden.flatten(1).sum(1)]
+    (torch.Size([2, 3, 8, 8]), [True, True])
+    """
+    if not images.is_floating_point():
+        raise TypeError(f"cutout needs floating-point images; got {images.dtype}. Convert with to_float first.")
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        raise ValueError(f"cutout's size must be a whole number of pixels >= 1; got {size!r}.")
+    b, _, h, w = images.shape
+    device = images.device
+    cy = torch.randint(h, (b,), generator=generator).to(device)
+    cx = torch.randint(w, (b,), generator=generator).to(device)
+    low = size // 2  # a square of side `size` covers centre - low ... centre - low + size - 1
+    rows = (torch.arange(h, device=device) - (cy[:, None] - low)).clamp(min=-1)
+    cols = (torch.arange(w, device=device) - (cx[:, None] - low)).clamp(min=-1)
+    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    mean = images.mean(dim=(0, 2, 3), keepdim=True)
+    return torch.where(inside[:, None], mean.to(images.dtype), images)

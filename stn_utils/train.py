@@ -45,7 +45,8 @@ from .training import (
     seed_everything,
 )
 
-RECIPES = {"cifar10": recipes.CIFAR10, "mnist": recipes.MNIST}
+# the recipe and model each data set trains with unless the command line says otherwise
+DEFAULT_RECIPES = {"cifar10": recipes.CIFAR10, "mnist": recipes.MNIST}
 DEFAULT_MODELS = {"cifar10": "cifar_stn", "mnist": "mnist_stn"}
 
 
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     device = _pick_device(parser, args, world)
     checkpoint = args.out / "checkpoint.pt"
     changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v}
-    recipe = dataclasses.replace(RECIPES[args.dataset], **changes)
+    recipe = dataclasses.replace(DEFAULT_RECIPES[args.dataset], **changes)
     saved = 0  # epochs this run can be resumed from
     try:
         seed_everything(args.seed)

@@ -154,6 +154,9 @@ def test_each_short_row_undoes_or_adds_one_choice_of_the_recipe():
     assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32", epochs=10)
     assert benchmark.ROWS["stn-fp32-8-epochs"].recipe == dataclasses.replace(fp32, epochs=8)
     assert benchmark.ROWS["stn-10-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=10)
+    assert benchmark.ROWS["stn-28-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=28)
+    for key, augment in (("stn-shift4", "cifar10-alternating-shift4"), ("stn-cutout8", "cifar10-alternating-cutout8")):
+        assert benchmark.ROWS[key].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, augment=augment), key
     muon = benchmark.recipes.CIFAR10_MUON
     assert muon == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=muon.epochs, muon_lr=muon.muon_lr)
     assert {benchmark.ROWS[key].recipe.muon_lr for key in ("short-cnn-muon", "short-cnn-muon-half-rate")} == {

@@ -19,6 +19,7 @@ from stn_utils.data import (
     DataNotFoundError,
     ImageDataset,
     add_clutter,
+    cutout,
     data_root,
     load_dataset,
     random_affine,
@@ -425,6 +426,44 @@ def test_random_affine_rotation_only_keeps_the_centre():
     x[:, :, 4, 4] = 1  # the centre pixel is a fixed point of every rotation
     out = random_affine(x, max_rotation=90, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(out[:, 0, 4, 4], torch.ones(2), atol=1e-5)
+
+
+# --- cutout ---------------------------------------------------------------------------------
+
+def test_cutout_hides_one_clipped_square_per_image_with_the_batch_mean():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 10, 10, generator=g) * 0.5 + 0.25
+    out = cutout(x, 4, generator=torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    mean = x.mean(dim=(0, 2, 3))
+    areas = set()
+    for b in range(len(x)):
+        hidden = (out[b] != x[b]).any(0)
+        ys, xs = hidden.nonzero(as_tuple=True)
+        assert len(ys), f"image {b} has nothing hidden"
+        # one axis-aligned rectangle of side at most 4, filled with the batch's mean colour
+        box = (slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+        assert hidden[box].all() and hidden.sum() == hidden[box].numel()
+        assert ys.max() - ys.min() < 4 and xs.max() - xs.min() < 4
+        assert torch.allclose(out[b][:, box[0], box[1]], mean[:, None, None].expand(3, *hidden[box].shape))
+        areas.add(int(hidden.sum()))
+    assert 16 in areas and min(areas) < 16  # whole squares inside, clipped ones at the border
+    again = cutout(x, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+
+
+def test_the_data_module_doctests_pass():
+    import doctest
+    result = doctest.testmod(data_module)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_cutout_refuses_integer_images_and_bad_sizes():
+    with pytest.raises(TypeError, match="floating-point images.*to_float"):
+        cutout(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 4)
+    for size in (0, 2.5, True):
+        with pytest.raises(ValueError, match="whole number of pixels >= 1"):
+            cutout(torch.zeros(1, 3, 8, 8), size)
 
 
 # --- random_crop_flip -----------------------------------------------------------------------

@@ -1000,6 +1000,25 @@ def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
     assert seen == [(16, 1), (16, 1), (8, 1), (16, 2), (16, 2), (8, 2)]
 
 
+def test_alternating_flip_shifts_further_and_hides_a_square_where_asked():
+    from stn_utils.recipes import AUGMENTATIONS, AlternatingFlip
+    assert repr(AUGMENTATIONS["cifar10-alternating"]) == "AlternatingFlip()"
+    assert repr(AUGMENTATIONS["cifar10-alternating-shift4"]) == "AlternatingFlip(shift=4)"
+    assert repr(AUGMENTATIONS["cifar10-alternating-cutout8"]) == "AlternatingFlip(cutout=8)"
+    index = torch.arange(64)
+    images = torch.rand(64, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    base = AlternatingFlip()(images, torch.Generator().manual_seed(1), index=index, epoch=1)
+    far = AlternatingFlip(shift=4)(images, torch.Generator().manual_seed(1), index=index, epoch=1)
+    plain = random_crop_flip(images, padding=4, flip=False, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(far[i], plain[i]) or torch.equal(far[i], plain[i].flip(-1)) for i in range(64))
+    hidden = AlternatingFlip(cutout=4)(images, torch.Generator().manual_seed(1), index=index, epoch=1)
+    changed = (hidden != base).any(1).flatten(1).sum(1)
+    assert (changed >= 1).all() and (changed <= 16).all()  # the same shifts and flips, then one square each
+    for bad in ({"shift": -1}, {"cutout": -2}, {"cutout": 2.5}, {"shift": True}):
+        with pytest.raises(ValueError, match="whole number of pixels >= 0"):
+            AlternatingFlip(**bad)
+
+
 def test_adamw_recipe_trains_with_the_same_groups():
     model = tiny_model()
     optimizer = training_module.optimizer_for(model, recipe(optimizer="adamw", lr=0.01, momentum=0.9))
