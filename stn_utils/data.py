@@ -405,7 +405,8 @@ def cutout(images: Tensor, size: int, *, generator: torch.Generator | None = Non
     """Cutout (DeVries and Taylor, arXiv 1708.04552) for a whole batch at once: in each image,
     a ``size`` x ``size`` square centred on a pixel drawn uniformly (and cut off where it
     crosses the border) is filled with the batch's mean colour, so the model must also
-    recognise objects with a part hidden.
+    recognise objects with a part hidden. (torchvision's ``RandomErasing`` would erase the
+    same box in every image of a batch.)
 
     Args:
         images: (B, C, H, W), floating point.
@@ -430,8 +431,8 @@ def cutout(images: Tensor, size: int, *, generator: torch.Generator | None = Non
     cy = torch.randint(h, (b,), generator=generator).to(device)
     cx = torch.randint(w, (b,), generator=generator).to(device)
     low = size // 2  # a square of side `size` covers centre - low ... centre - low + size - 1
-    rows = (torch.arange(h, device=device) - (cy[:, None] - low)).clamp(min=-1)
-    cols = (torch.arange(w, device=device) - (cx[:, None] - low)).clamp(min=-1)
+    rows = torch.arange(h, device=device) - (cy[:, None] - low)  # (B, H): place within the square
+    cols = torch.arange(w, device=device) - (cx[:, None] - low)
     inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
     mean = images.mean(dim=(0, 2, 3), keepdim=True)
     return torch.where(inside[:, None], mean.to(images.dtype), images)

@@ -38,6 +38,19 @@ __all__ = ["Recipe", "AUGMENTATIONS", "CIFAR10", "CIFAR10_MUON", "CIFAR10_8EPOCH
 Augmentation = Callable[[Tensor, torch.Generator], Tensor]
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require(condition: bool, name: str, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"Recipe.{name} must be {expected}.")
+
+
 def cifar10_augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Random 2-pixel translation (reflected edges) and left-right flip, per image. Two
     pixels, not the usual four: a run of a few epochs has too few passes to learn from
@@ -95,7 +108,7 @@ class AlternatingFlip:
 
     def __init__(self, shift: int = 2, cutout: int = 0):
         for name, value in (("shift", shift), ("cutout", cutout)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            if not (_is_int(value) and value >= 0):
                 raise ValueError(f"AlternatingFlip's {name} must be a whole number of pixels >= 0; got {value!r}.")
         self.shift = shift
         self.cutout = cutout
@@ -264,19 +277,6 @@ class Recipe:
         stored = self.completed(stored)
         return [f"{name}: {stored.get(name, '(not stored)')!r} -> {mine[name]!r}"
                 for name in mine if stored.get(name) != mine[name]]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(condition: bool, name: str, expected: str) -> None:
-    if not condition:
-        raise ValueError(f"Recipe.{name} must be {expected}.")
 
 
 # --- the course's recipes -----------------------------------------------------------------
