@@ -1,6 +1,6 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py --speed-steps 0     # every row, in one run, no throughput table (4.5 h on 2 cores)
+    python benchmarks/cifar10.py --speed-steps 0     # every row, one run, no throughput table (about 5.3 h on 2 cores)
     python benchmarks/cifar10.py --rows cnn stn      # the course's two models only (about 30 min)
     python benchmarks/cifar10.py --table             # the table of the saved rows; trains nothing
     python benchmarks/cifar10.py --smoke --results /tmp/rows   # a few-minute check of the pipeline
@@ -20,6 +20,9 @@ Rows (``ROWS``, trained in this order):
 - ``stn-shift4`` and ``stn-cutout8``: the STN-CNN with stronger augmentation, shifts of up
   to 4 pixels instead of 2, or an 8-pixel cutout after the shifts and flips
   (``stn_utils.recipes.AlternatingFlip``).
+- ``stn-decay-x2``, ``stn-decay-half``, ``stn-smoothing-0.3`` and ``stn-batch256``: the
+  STN-CNN with one more setting of the recipe changed over its 18 epochs: twice or half the
+  weight decay, label smoothing 0.3 instead of 0.2, or batch 256 at the same step per image.
 - ``stn-ceil-pool``: the STN-CNN whose max-pools round up (``ceil_pool=True``, see
   ``stn_utils.models.cifar_body``), so that its body drops no row or column of its maps at
   the bottom and right edges: does the transformer still learn its vertical squeeze?
@@ -106,6 +109,12 @@ def _short(description: str, **undo) -> Row:
     return Row("cifar_cnn", dataclasses.replace(recipe, **undo), f"CNN, {SHORT_EPOCHS} epochs, {description}")
 
 
+def _variant(description: str, **changes) -> Row:
+    """The STN-CNN with the course's recipe, changed by ``changes`` (Recipe fields)."""
+    return Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, **changes),
+               f"course STN-CNN, recipes.CIFAR10 {description}")
+
+
 ROWS = {
     "cnn": Row("cifar_cnn", recipes.CIFAR10, "course CNN, recipes.CIFAR10"),
     "stn": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10"),
@@ -115,14 +124,14 @@ ROWS = {
     "cnn-muon": Row("cifar_cnn", recipes.CIFAR10_MUON, "course CNN, recipes.CIFAR10_MUON"),
     "stn-muon-seed1": Row("cifar_stn", recipes.CIFAR10_MUON, "course STN-CNN, recipes.CIFAR10_MUON, seed 1", seed=1),
     "cnn-muon-seed1": Row("cifar_cnn", recipes.CIFAR10_MUON, "course CNN, recipes.CIFAR10_MUON, seed 1", seed=1),
-    "stn-10-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, epochs=10),
-                         "course STN-CNN, recipes.CIFAR10 cut to 10 epochs"),
-    "stn-28-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, epochs=28),
-                         "course STN-CNN, recipes.CIFAR10 lengthened to 28 epochs"),
-    "stn-shift4": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, augment="cifar10-alternating-shift4"),
-                      "course STN-CNN, recipes.CIFAR10 with translations of up to 4 pixels"),
-    "stn-cutout8": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10, augment="cifar10-alternating-cutout8"),
-                       "course STN-CNN, recipes.CIFAR10 with 8-pixel cutout"),
+    "stn-10-epochs": _variant("cut to 10 epochs", epochs=10),
+    "stn-28-epochs": _variant("lengthened to 28 epochs", epochs=28),
+    "stn-shift4": _variant("with translations of up to 4 pixels", augment="cifar10-alternating-shift4"),
+    "stn-cutout8": _variant("with 8-pixel cutout", augment="cifar10-alternating-cutout8"),
+    "stn-decay-x2": _variant("with twice the weight decay", weight_decay=2 * recipes.CIFAR10.weight_decay),
+    "stn-decay-half": _variant("with half the weight decay", weight_decay=recipes.CIFAR10.weight_decay / 2),
+    "stn-smoothing-0.3": _variant("with label smoothing 0.3", label_smoothing=0.3),
+    "stn-batch256": _variant("at batch 256 (the same step per image)", batch_size=256, lr=recipes.CIFAR10.lr / 2),
     "stn-ceil-pool": Row("cifar_stn", recipes.CIFAR10, "course STN-CNN, recipes.CIFAR10, its max-pools rounding up",
                          model_kwargs=(("ceil_pool", True),)),
     "short-cnn": _short("the recipe"),
@@ -130,6 +139,8 @@ ROWS = {
                                             lookahead_epoch_end=True),
     "short-cnn-random-flip": _short("random flips, not alternating", augment="cifar10"),
     "short-cnn-batch1024": _short("airbench's batch 1,024 (the same step per image)", batch_size=1024, lr=1.5),
+    "short-cnn-batch256": _short("batch 256 (the same step per image)", batch_size=256,
+                                 lr=recipes.CIFAR10.lr / 2),
     "short-cnn-schedule-0-0": _short("schedule from 0 to 0, peak at 20 %", lr_start=0.0, lr_end=0.0, warmup=0.2),
     "short-cnn-l2-decay": _short("L2 decay on weights only, not decoupled", decoupled_decay=False),
     "short-cnn-whitening-bias-trained": _short("whitening bias trained throughout", whitening_bias_epochs=None),

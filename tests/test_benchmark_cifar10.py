@@ -157,6 +157,14 @@ def test_each_short_row_undoes_or_adds_one_choice_of_the_recipe():
     assert benchmark.ROWS["stn-28-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=28)
     for key, augment in (("stn-shift4", "cifar10-alternating-shift4"), ("stn-cutout8", "cifar10-alternating-cutout8")):
         assert benchmark.ROWS[key].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, augment=augment), key
+    course = benchmark.recipes.CIFAR10
+    for key in ("short-cnn-batch1024", "short-cnn-batch256", "stn-batch256"):  # the same step per image
+        recipe = benchmark.ROWS[key].recipe
+        assert recipe.batch_size != course.batch_size and recipe.lr / recipe.batch_size == course.lr / course.batch_size
+    assert benchmark.ROWS["stn-batch256"].recipe == dataclasses.replace(course, batch_size=256, lr=course.lr / 2)
+    assert benchmark.ROWS["stn-decay-x2"].recipe == dataclasses.replace(course, weight_decay=2 * course.weight_decay)
+    assert benchmark.ROWS["stn-decay-half"].recipe == dataclasses.replace(course, weight_decay=course.weight_decay / 2)
+    assert benchmark.ROWS["stn-smoothing-0.3"].recipe == dataclasses.replace(course, label_smoothing=0.3)
     muon = benchmark.recipes.CIFAR10_MUON
     assert muon == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=muon.epochs, muon_lr=muon.muon_lr)
     assert {benchmark.ROWS[key].recipe.muon_lr for key in ("short-cnn-muon", "short-cnn-muon-half-rate")} == {
@@ -235,3 +243,43 @@ def test_jpeg_cost_trains_the_cifar10_row_on_recompressed_data_and_refuses_stale
         jpeg.main(["--rows", "q90-shifted", "--epochs", "1", "--results", str(tmp_path)])
     assert "q90-shifted: compression: " in capsys.readouterr().err
     assert (tmp_path / "q90-shifted.json").read_text() == row
+
+
+def load_ensemble_benchmark():
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))  # as when run as a script: its folder is on the path
+    spec = importlib.util.spec_from_file_location("cifar10_ensemble", REPO / "benchmarks" / "cifar10_ensemble.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    ensemble = load_ensemble_benchmark()
+    labels = torch.tensor([0, 1, 0, 1])
+    # each member is unsure and wrong on one image where the other is sure and right: the mean of
+    # the probabilities gets both right, so the pair beats either member
+    first = torch.tensor([[0.45, 0.55], [0.3, 0.7], [0.9, 0.1], [0.2, 0.8]])
+    second = torch.tensor([[0.9, 0.1], [0.45, 0.55], [0.4, 0.6], [0.4, 0.6]])
+    rows = ensemble.ensemble_rows({"a": first, "b": second}, labels)
+    assert rows == [("a", 0.75), ("b", 0.75), ("a + b", 1.0)]
+    assert ensemble.ensemble_rows({"a": first, "c": torch.tensor([[0.9, 0.1]] * 4)}, labels)[-1] == ("a + c", 0.5)
+
+
+def test_the_ensemble_benchmark_tests_notebook_05s_stored_models(monkeypatch, capsys):
+    ensemble = load_ensemble_benchmark()
+    monkeypatch.setattr(ensemble, "load_dataset", fake_cifar)
+    seen = []
+    rows = ensemble.ensemble_rows
+    monkeypatch.setattr(ensemble, "ensemble_rows",
+                        lambda members, labels: seen.append(members) or rows(members, labels))
+    ensemble.main(["--device", "cpu"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# ") and "test 20 images" in lines[0]
+    (members,) = seen
+    for probs in members.values():  # every test image's class probabilities, from differing models
+        assert probs.shape == (20, 10) and torch.allclose(probs.sum(1), torch.ones(20))
+    assert not torch.allclose(*members.values())
+    expected = rows(members, fake_cifar("cifar10", "test").labels)
+    assert lines[3:] == [f"| {name} | {accuracy:.2%} |" for name, accuracy in expected]
+    assert [name for name, _ in expected] == ["course CNN", "course STN-CNN", "course CNN + course STN-CNN"]
