@@ -20,29 +20,13 @@ import dataclasses
 import torch
 
 from machine import describe
-from stn_utils.data import load_dataset, to_float
+from stn_utils.data import load_dataset
 from stn_utils.models import build_model
 from stn_utils.recipes import CIFAR10
 from stn_utils.stored import NOTEBOOK_RUNS, load_run
-from stn_utils.training import autocast_dtype, pick_device, tta_logits
+from stn_utils.training import pick_device, predict_probabilities
 
 MEMBERS = {"course CNN": "cifar_cnn", "course STN-CNN": "cifar_stn"}
-
-
-@torch.no_grad()
-def probabilities(model: torch.nn.Module, images: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
-    """Class probabilities (N, classes) of ``model`` for uint8 ``images`` (N, C, H, W), with
-    the recipe's test-time augmentation and precision."""
-    model.eval()
-    dtype = autocast_dtype(CIFAR10.precision, device)
-    chunks = []
-    memory_format = torch.channels_last if CIFAR10.channels_last else torch.contiguous_format
-    for chunk in images.split(batch_size):
-        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
-            batch = to_float(chunk).to(device).contiguous(memory_format=memory_format)
-            logits = tta_logits(model, batch, CIFAR10.tta_level)
-        chunks.append(logits.softmax(1).cpu())
-    return torch.cat(chunks)
 
 
 def ensemble_rows(members: dict[str, torch.Tensor], labels: torch.Tensor) -> list[tuple[str, float]]:
@@ -75,7 +59,8 @@ def main(argv=None) -> None:
         model = model.to(device)
         if CIFAR10.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        members[name] = probabilities(model, test.images, device)
+        members[name] = predict_probabilities(model, test, tta_level=CIFAR10.tta_level, precision=CIFAR10.precision,
+                                              channels_last=CIFAR10.channels_last, device=device)
     print("| model | test accuracy, with flip + shift TTA |")
     print("|---|---|")
     for name, accuracy in ensemble_rows(members, test.labels):

@@ -44,8 +44,8 @@ from .recipes import PRECISIONS, Recipe
 
 __all__ = [
     "seed_everything", "pick_device", "autocast_dtype", "evaluate", "tta_logits", "shift_one_pixel",
-    "predict", "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for", "schedule_for",
-    "lr_factor", "Lookahead",
+    "predict", "predict_probabilities", "accuracy_curve", "Progress", "log_epochs", "prepare_model", "optimizer_for",
+    "schedule_for", "lr_factor", "Lookahead",
     "train_epoch", "fit", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model", "CheckpointError",
     "TrainingDiverged",
 ]
@@ -153,6 +153,23 @@ def tta_logits(model: nn.Module, images: Tensor, tta_level: int = 0) -> Tensor:
     return logits
 
 
+def _tta_logits_per_batch(model: nn.Module, data: ImageDataset, *, tta_level: int, precision: str,
+                          channels_last: bool, batch_size: int, device):
+    """Yield ``(logits, labels)`` for each batch of ``data``, the model in eval mode (restored
+    afterwards), with the test-time views and precision asked for. The caller holds no_grad."""
+    device = device or next(model.parameters()).device
+    dtype = autocast_dtype(precision, device)
+    was_training = model.training
+    model.eval()
+    try:
+        for images, labels in data.batches(batch_size, device=device):
+            with _autocast(device, dtype):
+                logits = tta_logits(model, _prepare(images, channels_last), tta_level)
+            yield logits, labels
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precision: str = "fp32",
              channels_last: bool = False, batch_size: int = 500, device=None) -> dict:
@@ -166,17 +183,11 @@ def evaluate(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precis
     Returns:
         ``{"loss": float, "accuracy": float}`` with accuracy as a fraction.
     """
-    device = device or next(model.parameters()).device
-    dtype = autocast_dtype(precision, device)
-    was_training = model.training
-    model.eval()
     total_loss, correct = 0.0, 0
-    for images, labels in data.batches(batch_size, device=device):
-        with _autocast(device, dtype):
-            logits = tta_logits(model, _prepare(images, channels_last), tta_level)
+    for logits, labels in _tta_logits_per_batch(model, data, tta_level=tta_level, precision=precision,
+                                                channels_last=channels_last, batch_size=batch_size, device=device):
         total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
-    model.train(was_training)
     return {"loss": total_loss / len(data), "accuracy": correct / len(data)}
 
 
@@ -186,16 +197,20 @@ def predict(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precisi
     """The class ``model`` picks for every image of ``data``, (N,) on the CPU, measured as
     :func:`evaluate` measures (same arguments), so that ``(predict(...) == data.labels)``
     has :func:`evaluate`'s accuracy as its mean."""
-    device = device or next(model.parameters()).device
-    dtype = autocast_dtype(precision, device)
-    was_training = model.training
-    model.eval()
-    picked = []
-    for images, _ in data.batches(batch_size, device=device):
-        with _autocast(device, dtype):
-            picked.append(tta_logits(model, _prepare(images, channels_last), tta_level).argmax(1).cpu())
-    model.train(was_training)
-    return torch.cat(picked)
+    return torch.cat([logits.argmax(1).cpu() for logits, _ in _tta_logits_per_batch(
+        model, data, tta_level=tta_level, precision=precision, channels_last=channels_last, batch_size=batch_size,
+        device=device)])
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, data: ImageDataset, *, tta_level: int = 0, precision: str = "fp32",
+                          channels_last: bool = False, batch_size: int = 500, device=None) -> Tensor:
+    """The class probabilities (N, classes) ``model`` gives every image of ``data``, float32 on
+    the CPU: the softmax of the logits :func:`evaluate` measures (same arguments). Averaging
+    them over several models makes an ensemble."""
+    return torch.cat([logits.softmax(1).cpu() for logits, _ in _tta_logits_per_batch(
+        model, data, tta_level=tta_level, precision=precision, channels_last=channels_last, batch_size=batch_size,
+        device=device)])
 
 
 def _evaluate_with(model: nn.Module, data: ImageDataset, recipe: Recipe, device) -> dict:

@@ -200,6 +200,22 @@ def test_evaluate_flip_tta_averages_mirror_images():
     assert scores["accuracy"] == pytest.approx(7 / 12)
 
 
+def test_predict_and_probabilities_measure_as_evaluate_does():
+    model, data = LeftRight(), left_right_data()
+    model.train()
+    picked = training_module.predict(model, data, batch_size=5)
+    probabilities = training_module.predict_probabilities(model, data, batch_size=5)
+    assert picked.tolist() == [0, 1] * 5 + [0, 1]  # the last image is labelled 0 but shows "right"
+    assert (picked == data.labels).float().mean().item() == pytest.approx(evaluate(model, data)["accuracy"])
+    assert probabilities.shape == (12, 2) and probabilities.dtype == torch.float32
+    assert torch.allclose(probabilities.sum(1), torch.ones(12)) and torch.equal(probabilities.argmax(1), picked)
+    sure = 1 / (1 + math.exp(-10))  # logits 10 apart
+    assert probabilities.max(1).values == pytest.approx(torch.full((12,), sure), rel=1e-5)
+    # with the mirror image every logit pair is a tie
+    assert torch.allclose(training_module.predict_probabilities(model, data, tta_level=1), torch.full((12, 2), 0.5))
+    assert model.training  # mode restored
+
+
 def test_evaluate_random_model_in_range():
     scores = evaluate(tiny_model(), bright_dark(20), batch_size=8, tta_level=1, channels_last=True)
     assert 0 < scores["loss"] < 10 and 0 <= scores["accuracy"] <= 1
