@@ -153,12 +153,21 @@ def test_each_short_row_undoes_or_adds_one_choice_of_the_recipe():
     fp32 = benchmark.ROWS["stn-fp32"].recipe
     assert fp32 == dataclasses.replace(benchmark.recipes.CIFAR10, precision="fp32", epochs=10)
     assert benchmark.ROWS["stn-fp32-8-epochs"].recipe == dataclasses.replace(fp32, epochs=8)
+    assert benchmark.ROWS["stn-fp32-6-epochs"].recipe == dataclasses.replace(fp32, epochs=6)
+    assert benchmark.ROWS["cnn-airbench94"].recipe == dataclasses.replace(
+        benchmark.recipes.CIFAR10, epochs=10, batch_size=1024, lr=2 * benchmark.recipes.CIFAR10.lr)
+    assert benchmark.ROWS["cnn-airbench94"].model == "cifar_cnn"
+    assert benchmark.ROWS["stn-fp32-muon-6-epochs"].recipe == dataclasses.replace(
+        benchmark.recipes.CIFAR10_MUON, precision="fp32", epochs=6)
+    assert benchmark.ROWS["stn-fp32-muon-6-epochs"].recipe == dataclasses.replace(
+        benchmark.recipes.CIFAR10_QUICK, precision="fp32")
     assert benchmark.ROWS["stn-10-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=10)
     assert benchmark.ROWS["stn-28-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=28)
     for key, augment in (("stn-shift4", "cifar10-alternating-shift4"), ("stn-cutout8", "cifar10-alternating-cutout8")):
         assert benchmark.ROWS[key].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, augment=augment), key
     course = benchmark.recipes.CIFAR10
-    for key in ("short-cnn-batch1024", "short-cnn-batch256", "stn-batch256"):  # the same step per image
+    same_step_per_image = ("short-cnn-batch1024", "short-cnn-batch256", "stn-batch256", "cnn-airbench94")
+    for key in same_step_per_image:
         recipe = benchmark.ROWS[key].recipe
         assert recipe.batch_size != course.batch_size and recipe.lr / recipe.batch_size == course.lr / course.batch_size
     assert benchmark.ROWS["stn-batch256"].recipe == dataclasses.replace(course, batch_size=256, lr=course.lr / 2)
