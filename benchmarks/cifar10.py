@@ -35,7 +35,8 @@ Rows (``ROWS``, trained in this order):
 - ``stn-fp32`` and ``stn-fp32-8-epochs``: the STN-CNN with bf16 turned off
   (``precision="fp32"``) and 10 or 8 epochs: settings for a CPU without bf16 hardware;
   ``stn-fp32-6-epochs`` and ``stn-fp32-muon-6-epochs``: the same, 6 epochs, without and
-  with Muon (the latter is ``recipes.CIFAR10_QUICK``), since Muon bought most over a short run.
+  with Muon (the latter is ``recipes.CIFAR10_QUICK``), since Muon bought most over a short
+  run; ``stn-fp32-muon-6-epochs-seed1``: the latter with seed 1.
 - ``seed``: the PyTorch tutorial's STN architecture with the seed notebook's recipe (SGD
   lr 0.01 without momentum, batch 64, no augmentation, normalise before the STN, zero
   padding, 20 epochs).
@@ -163,6 +164,9 @@ ROWS = {
                              "course STN-CNN, recipes.CIFAR10 in fp32 (bf16 off), 6 epochs"),
     "stn-fp32-muon-6-epochs": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10_QUICK, precision="fp32"),
                                   "course STN-CNN, recipes.CIFAR10_MUON in fp32 (bf16 off), 6 epochs"),
+    "stn-fp32-muon-6-epochs-seed1": Row("cifar_stn", dataclasses.replace(recipes.CIFAR10_QUICK, precision="fp32"),
+                                        "course STN-CNN, recipes.CIFAR10_MUON in fp32 (bf16 off), 6 epochs, seed 1",
+                                        seed=1),
     "seed": Row("tutorial_stn", recipes.SEED, "the seed: tutorial STN net, SGD 0.01, batch 64", course=False),
 }
 

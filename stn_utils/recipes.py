@@ -303,9 +303,9 @@ CIFAR10 = Recipe(epochs=18, batch_size=512, lr=0.75, momentum=0.85, weight_decay
 CIFAR10_MUON = dataclasses.replace(CIFAR10, epochs=17, muon_lr=0.12)
 
 # CIFAR10_MUON cut to 6 epochs: for a CPU without bf16, where every epoch costs about three
-# times as much. In float32 on two cores it reached 90 % sooner than the SGD recipe cut to
-# 8 epochs (the README's CIFAR-10 benchmark, rows stn-fp32-muon-6-epochs and
-# stn-fp32-8-epochs): Muon bought most over a short run.
+# times as much. In float32 on two cores it reached 90 % with two seeds, sooner than the SGD
+# recipe cut to 8 epochs (the README's CIFAR-10 benchmark, rows stn-fp32-muon-6-epochs, its
+# seed 1 and stn-fp32-8-epochs): Muon bought most over a short run.
 CIFAR10_QUICK = dataclasses.replace(CIFAR10_MUON, epochs=6)
 
 # The recipe notebook 05 trained with before (and notebook 07's canvas models still do):

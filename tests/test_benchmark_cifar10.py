@@ -161,6 +161,8 @@ def test_each_short_row_undoes_or_adds_one_choice_of_the_recipe():
         benchmark.recipes.CIFAR10_MUON, precision="fp32", epochs=6)
     assert benchmark.ROWS["stn-fp32-muon-6-epochs"].recipe == dataclasses.replace(
         benchmark.recipes.CIFAR10_QUICK, precision="fp32")
+    seed1 = benchmark.ROWS["stn-fp32-muon-6-epochs-seed1"]
+    assert seed1.recipe == benchmark.ROWS["stn-fp32-muon-6-epochs"].recipe and seed1.seed == 1
     assert benchmark.ROWS["stn-10-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=10)
     assert benchmark.ROWS["stn-28-epochs"].recipe == dataclasses.replace(benchmark.recipes.CIFAR10, epochs=28)
     for key, augment in (("stn-shift4", "cifar10-alternating-shift4"), ("stn-cutout8", "cifar10-alternating-cutout8")):
