@@ -1,6 +1,6 @@
 """Train the seed's STN net, the course's CNN and its STN-CNN on CIFAR-10; print one table.
 
-    python benchmarks/cifar10.py --speed-steps 0     # every row, one run, no throughput table (about 5.3 h on 2 cores)
+    python benchmarks/cifar10.py --speed-steps 0     # every row, one run, no throughput table (about 6 h on 2 cores)
     python benchmarks/cifar10.py --rows cnn stn      # the course's two models only (about 30 min)
     python benchmarks/cifar10.py --table             # the table of the saved rows; trains nothing
     python benchmarks/cifar10.py --smoke --results /tmp/rows   # a few-minute check of the pipeline
